@@ -1,0 +1,5 @@
+//! The `skiff` binary: daemon, store check, offline delta tools.
+
+mod registry;
+
+fn main() {}
