@@ -206,6 +206,14 @@ impl Daemon {
         self.pid().is_some_and(process::is_running)
     }
 
+    /// Peak resident memory of the daemon process so far (VmHWM), in bytes.
+    pub fn peak_rss(&self) -> Option<u64> {
+        let status = fs::read_to_string(format!("/proc/{}/status", self.pid()?)).ok()?;
+        let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+        let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+        Some(kib * 1024)
+    }
+
     /// SIGKILL, as a crash would; reaps the process.
     pub fn kill(&mut self) -> Result<()> {
         if let Some(mut child) = self.child.take() {
@@ -340,5 +348,36 @@ impl Drop for Daemon {
         for (m, e) in mounts::unmount_under(self.root.path()) {
             eprintln!("harness: cannot unmount {}: {e}", m.display());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_binary_says_how_to_get_one() {
+        let err = Daemon::start(DaemonOptions {
+            binary: Some("/nonexistent/skiff".into()),
+            ..DaemonOptions::default()
+        })
+        .err()
+        .unwrap();
+        assert!(matches!(err, HarnessError::BinaryMissing(_)), "{err}");
+        assert!(err.to_string().contains("SKIFF_BIN"), "{err}");
+    }
+
+    #[test]
+    fn a_daemon_that_exits_at_once_is_reported_with_its_log() {
+        // `false` ignores its arguments and exits 1: the harness must notice, not hang
+        let err = Daemon::start(DaemonOptions {
+            binary: Some("/bin/false".into()),
+            start_timeout: Some(Duration::from_secs(20)),
+            ..DaemonOptions::default()
+        })
+        .err()
+        .unwrap();
+        let msg = err.to_string();
+        assert!(msg.contains("exited") && msg.contains("start #1"), "{msg}");
     }
 }

@@ -64,3 +64,49 @@ pub fn tail(text: &str, n: usize) -> String {
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(n)..].join("\n")
 }
+
+/// Bytes of disk allocated to the files under `path` (like `du -s`; hardlinks once).
+pub fn disk_usage(path: &std::path::Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    let mut seen = std::collections::HashSet::new();
+    let mut total = 0;
+    let mut stack = vec![path.to_path_buf()];
+    while let Some(p) = stack.pop() {
+        let Ok(meta) = std::fs::symlink_metadata(&p) else {
+            continue;
+        };
+        if seen.insert((meta.dev(), meta.ino())) {
+            total += meta.blocks() * 512;
+        }
+        if meta.is_dir() {
+            if let Ok(rd) = std::fs::read_dir(&p) {
+                stack.extend(rd.filter_map(|e| e.ok().map(|e| e.path())));
+            }
+        }
+    }
+    total
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn disk_usage_counts_allocated_bytes_and_hardlinks_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let empty = disk_usage(dir.path());
+        std::fs::write(dir.path().join("a"), vec![1u8; 1 << 20]).unwrap();
+        std::fs::hard_link(dir.path().join("a"), dir.path().join("b")).unwrap();
+        // a sparse file allocates (almost) nothing
+        let f = std::fs::File::create(dir.path().join("sparse")).unwrap();
+        f.set_len(1 << 30).unwrap();
+        let used = disk_usage(dir.path()) - empty;
+        assert!((1 << 20..(1 << 20) + 65536).contains(&used), "{used}");
+    }
+
+    #[test]
+    fn tail_keeps_the_last_lines() {
+        assert_eq!(tail("a\nb\nc\n", 2), "b\nc");
+        assert_eq!(tail("a", 5), "a");
+    }
+}
