@@ -275,5 +275,6 @@ for name in single multi zstd multiarch; do
     jq -c --arg n "$name" '{($n): .manifests[0] | del(.annotations)}' "$WORK/$name/index.json"
 done | jq -s 'add' >"$summary"
 for name in single multi zstd multiarch; do publish "$name"; done
+chmod 0644 "$summary"
 mv "$summary" "$OUTDIR/images.json"
 echo "test images written to $OUTDIR: single multi zstd multiarch (tag latest)" >&2

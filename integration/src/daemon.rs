@@ -341,7 +341,8 @@ impl Drop for Daemon {
             let _ = process::terminate(&mut child, Duration::from_secs(10));
         }
         // helpers started under our unique root (shims, runtimes) go too, by PID
-        let root = self.root.path().to_string_lossy().into_owned();
+        // (with the trailing "/", so /tmp/skiff-ab never matches /tmp/skiff-abc)
+        let root = format!("{}/", self.root.path().display());
         for pid in process::pids_mentioning(&root) {
             process::signal(pid, Signal::SIGKILL);
         }

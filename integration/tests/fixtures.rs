@@ -473,6 +473,15 @@ fn registry_with_auth_wants_the_right_credentials() {
     .arg(format!("docker://{}", reference(&registry, "single")));
     let out = process::run(cmd, None, Duration::from_secs(60)).unwrap();
     assert!(!out.status.success(), "wrong credentials were accepted");
+
+    // the bad-image script authenticates too
+    let sentinel = Sentinel::new().unwrap();
+    let bad = BadImages::upload(&registry, &sentinel, 1 << 20).unwrap();
+    assert!(bad.reference("dotdot").is_ok());
+    let r = registry
+        .manifest(&BadImages::repo("dotdot"), "latest")
+        .unwrap();
+    assert_eq!(r.status, 200);
 }
 
 /// Every bad case the daemon tests will pull exists in the registry, wrong in the way its
