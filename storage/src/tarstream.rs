@@ -128,10 +128,18 @@ impl Parser<'_> {
             }
             let h = Header::from_byte_slice(&block);
             verify_checksum(h)?;
+            let et = h.entry_type();
+            if !supported(et) {
+                let name = h.path_bytes();
+                return Err(Error::InvalidLayer(format!(
+                    "entry {:?} has type {:?}, which is not supported in image layers",
+                    shown(&name),
+                    et.as_byte() as char
+                )));
+            }
             let size = pax_u64(&pending.pax, "size")?
                 .map_or_else(|| h.size(), Ok)
                 .map_err(bad)?;
-            let et = h.entry_type();
             match et {
                 EntryType::XHeader => {
                     let data = self.read_meta(x, size, "pax header")?;
@@ -280,6 +288,24 @@ impl Parser<'_> {
         x.finish_file(f, m)?;
         self.raw_copy(x, padding(size) as u64)
     }
+}
+
+fn supported(et: EntryType) -> bool {
+    matches!(
+        et,
+        EntryType::Regular
+            | EntryType::Continuous
+            | EntryType::Directory
+            | EntryType::Symlink
+            | EntryType::Link
+            | EntryType::Char
+            | EntryType::Block
+            | EntryType::Fifo
+            | EntryType::XHeader
+            | EntryType::XGlobalHeader
+            | EntryType::GNULongName
+            | EntryType::GNULongLink
+    )
 }
 
 fn map_read_err(e: std::io::Error) -> Error {
