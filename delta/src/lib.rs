@@ -1,1 +1,25 @@
-//! placeholder
+//! Tar-aware binary deltas between container image layers.
+//!
+//! [`create`] turns a set of base layer tars plus a target layer tar into a delta;
+//! [`apply`] rebuilds the target tar byte for byte (same sha256 = same diff_id) from
+//! the delta and the base files, streaming, in constant memory. The format is
+//! described in `docs/delta-format.md`.
+//!
+//! Pure: `Read`/`Write`/`Seek` in, bytes out; no async, no filesystem layout.
+
+mod apply;
+mod base;
+mod bspatch;
+mod create;
+mod error;
+mod format;
+mod inspect;
+mod matching;
+mod tarscan;
+
+pub use apply::{apply, Applied};
+pub use base::{BaseSource, ReadSeek, TarBase};
+pub use create::{create, CreateOptions, DeltaStats};
+pub use error::{DeltaError, ErrorKind, Result};
+pub use format::VERSION as FORMAT_VERSION;
+pub use inspect::{inspect, DeltaInfo};
