@@ -192,7 +192,14 @@ impl Extractor {
                         Ok(()) | Err(Errno::EEXIST) => {}
                         Err(e) => return Err(Error::nix(format!("create {:?}", shown(prefix)), e)),
                     }
-                    open_dir_beneath(&self.root, prefix).map_err(|e| self.resolve_err(entry, e))?
+                    open_dir_beneath(&self.root, prefix).map_err(|e| match e {
+                        Errno::ENOENT => Error::InvalidLayer(format!(
+                            "{:?} is a symlink to a missing directory, so {:?} cannot be created",
+                            shown(prefix),
+                            shown(entry)
+                        )),
+                        e => self.resolve_err(entry, e),
+                    })?
                 }
                 Err(e) => return Err(self.resolve_err(entry, e)),
             };
@@ -465,24 +472,46 @@ impl Extractor {
         Ok(false)
     }
 
-    /// Recorded files reached through `prefix` (a directory or symlink about to go).
+    /// Recorded files reached through `prefix` (a directory or symlink about to go). A file
+    /// physically inside `prefix` is moved aside by the removal walk; one that was only reached
+    /// through a symlink stays where it is, and the record learns its real path.
     fn shadow_recorded_under(&mut self, prefix: &[u8]) -> Result<()> {
-        let hits: Vec<(Vec<u8>, u64)> = self
+        let hits: Vec<(Vec<u8>, u64, u64)> = self
             .recorded
             .range(prefix.to_vec()..)
             .take_while(|(p, _)| p.starts_with(prefix))
             .filter(|(p, _)| is_under(p, prefix))
-            .map(|(p, (_, ino))| (p.clone(), *ino))
+            .map(|(p, (ord, ino))| (p.clone(), *ord, *ino))
             .collect();
-        for (p, ino) in hits {
-            let (parent, name) = split_parent(&p);
-            let pfd = open_dir_beneath(&self.root, parent).map_err(|e| self.resolve_err(&p, e))?;
-            match fstatat(Some(pfd.as_raw_fd()), name, AtFlags::AT_SYMLINK_NOFOLLOW) {
-                Ok(st) if st.st_ino == ino => self.shadow_file(pfd.as_raw_fd(), name, ino)?,
-                _ => return Err(self.lost(&p)),
+        for (p, ordinal, ino) in hits {
+            let real = self.real_path(&p, ino)?;
+            if is_under(&real, prefix) || real == p {
+                continue;
             }
+            self.recorded.remove(&p);
+            self.recorded.insert(real.clone(), (ordinal, ino));
+            self.by_ino.insert(ino, real.clone());
+            let mut name = b"diff/".to_vec();
+            name.extend_from_slice(&real);
+            self.split.moved(ordinal, name);
         }
         Ok(())
+    }
+
+    /// Where the recorded file `p` (inode `ino`) really is, relative to the layer root.
+    fn real_path(&self, p: &[u8], ino: u64) -> Result<Vec<u8>> {
+        let fd = open_beneath(&self.root, p, OFlag::O_PATH | OFlag::O_NOFOLLOW)
+            .map_err(|_| self.lost(p))?;
+        let st = nix::sys::stat::fstat(fd.as_raw_fd()).map_err(|_| self.lost(p))?;
+        if st.st_ino != ino {
+            return Err(self.lost(p));
+        }
+        let link = std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd()))
+            .map_err(|e| Error::io(format!("locate {:?}", shown(p)), e))?;
+        let root = std::fs::read_link(format!("/proc/self/fd/{}", self.root.as_raw_fd()))
+            .map_err(|e| Error::io("locate the layer root", e))?;
+        let rel = link.strip_prefix(&root).map_err(|_| self.lost(p))?;
+        Ok(rel.as_os_str().as_encoded_bytes().to_vec())
     }
 
     fn lost(&self, p: &[u8]) -> Error {
