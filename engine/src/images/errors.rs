@@ -1,0 +1,41 @@
+//! Maps the store's and the registry client's error kinds onto the API's, in one place.
+
+use skiff_api::{ApiError, ErrorKind};
+
+pub fn store(e: skiff_storage::Error) -> ApiError {
+    use skiff_storage::ErrorKind as K;
+    let kind = match e.kind() {
+        K::NotFound => ErrorKind::NotFound,
+        K::InvalidArgument => ErrorKind::InvalidArgument,
+        K::Conflict => ErrorKind::Conflict,
+        K::NotModified => ErrorKind::NotModified,
+        K::Unavailable => ErrorKind::Unavailable,
+        K::Internal => ErrorKind::Internal,
+    };
+    ApiError::new(kind, e.to_string())
+}
+
+pub fn registry(e: crate::registry::Error) -> ApiError {
+    use crate::registry::ErrorKind as K;
+    let kind = match e.kind() {
+        K::NotFound => ErrorKind::NotFound,
+        K::Unauthorized => ErrorKind::Unauthorized,
+        K::InvalidArgument => ErrorKind::InvalidArgument,
+        K::Unavailable => ErrorKind::Unavailable,
+        K::Internal => ErrorKind::Internal,
+    };
+    ApiError::new(kind, e.to_string())
+}
+
+pub fn join(e: tokio::task::JoinError) -> ApiError {
+    ApiError::internal(format!("a store task failed: {e}; see the daemon log"))
+}
+
+/// Runs a store call on a blocking thread.
+pub async fn blocking<T, F>(f: F) -> Result<T, ApiError>
+where
+    T: Send + 'static,
+    F: FnOnce() -> Result<T, ApiError> + Send + 'static,
+{
+    tokio::task::spawn_blocking(f).await.map_err(join)?
+}
