@@ -116,7 +116,9 @@ pub async fn pull(
             cancel.clone(),
         )
     }))
-    .buffer_unordered(svc.max_concurrent_downloads)
+    // The store commits a layer only after its parent, so layers go base first for now;
+    // `max_concurrent_downloads` applies once staged commits land (see docs/storage.md).
+    .buffered(1)
     .try_collect::<Vec<()>>()
     .await?;
 
