@@ -307,15 +307,18 @@ impl Repository {
                 let domain = self.inner.reference.domain();
                 let host = host_of(domain);
                 // dockerd matches a registry's resolved addresses against insecure CIDRs.
-                let resolved: Vec<IpAddr> =
-                    if host.parse::<IpAddr>().is_ok() || host.starts_with('[') {
-                        Vec::new()
-                    } else {
-                        match tokio::net::lookup_host((host, 0)).await {
-                            Ok(addrs) => addrs.map(|a| a.ip()).collect(),
-                            Err(_) => Vec::new(),
-                        }
-                    };
+                // No lookup for IP literals, nor for docker.io (never insecure).
+                let skip = host.parse::<IpAddr>().is_ok()
+                    || host.starts_with('[')
+                    || domain == super::reference::DEFAULT_DOMAIN;
+                let resolved: Vec<IpAddr> = if skip {
+                    Vec::new()
+                } else {
+                    match tokio::net::lookup_host((host, 0)).await {
+                        Ok(addrs) => addrs.map(|a| a.ip()).collect(),
+                        Err(_) => Vec::new(),
+                    }
+                };
                 self.inner.shared.policy.endpoints(domain, &resolved)
             })
             .await
