@@ -138,8 +138,10 @@ impl Write for HashWriter {
 impl Store {
     /// Open (creating if needed) the store at `root` and run recovery.
     pub fn open(root: &Path, opts: StoreOptions) -> Result<Store> {
+        let root = std::path::absolute(root)
+            .map_err(|e| Error::io(format!("resolve data root {}", root.display()), e))?;
         let s = Store {
-            root: root.to_path_buf(),
+            root,
             opts,
             meta: Mutex::new(()),
         };
