@@ -10,7 +10,7 @@
 //! let reader = repo.blob_stream(&image.layers[0]);                    // AsyncRead, resumes
 //! ```
 
-// The daemon's pull path wires this in; until then the binary calls none of it.
+// Push (the delta issue) and the tests use the parts the pull path does not.
 #![allow(dead_code, unused_imports)]
 
 mod auth;
