@@ -39,6 +39,7 @@ pub fn apply(base: &dyn BaseSource, delta: &mut dyn Read, out: &mut dyn Write) -
         last_layer: 0,
         last_path: String::new(),
         file_ops: 0,
+        tars: Vec::new(),
     };
     loop {
         let code = read_u8(&mut body, "op code")?;
@@ -95,6 +96,21 @@ pub fn apply(base: &dyn BaseSource, delta: &mut dyn Read, out: &mut dyn Write) -
                 }
                 ctx.done_file(layer, path);
             }
+            op::RANGE => {
+                let layer = read_varint(&mut body, "range layer")?;
+                let skip = read_varint(&mut body, "range skip")?;
+                let len = read_len(&mut body, &out, "range length")?;
+                let layer = ctx.layer_index(layer)?;
+                let mut buf = std::mem::take(&mut ctx.buf);
+                let tar = ctx.tar(layer)?;
+                skip_base(tar, skip, layer)?;
+                out.in_file = true;
+                let copied = copy_base(tar, &mut out, len, &mut buf, layer, TAR_NAME);
+                out.in_file = false;
+                ctx.buf = buf;
+                copied?;
+                ctx.done_file(layer, TAR_NAME.to_string());
+            }
             op::CHECK => {
                 let mut want = [0u8; format::CHECK_LEN];
                 read_exact(&mut body, &mut want, "check digest")?;
@@ -150,16 +166,48 @@ struct Ctx<'a> {
     last_layer: usize,
     last_path: String,
     file_ops: u64,
+    /// Base layer tar streams opened by RANGE ops, read forward only.
+    tars: Vec<Option<Box<dyn Read + 'a>>>,
 }
 
+/// Names a base layer's tar stream in errors.
+const TAR_NAME: &str = "<layer tar stream>";
+
 impl<'a> Ctx<'a> {
-    fn read_base_ref(&mut self, body: &mut dyn Read) -> Result<(usize, String)> {
-        let layer = read_varint(body, "base layer")?;
+    fn layer_index(&self, layer: u64) -> Result<usize> {
         if layer >= self.header.base_diff_ids.len() as u64 {
             return Err(DeltaError::corrupt(format!(
                 "op references base layer {layer} which the header does not list"
             )));
         }
+        Ok(layer as usize)
+    }
+
+    fn tar(&mut self, layer: usize) -> Result<&mut (dyn Read + 'a)> {
+        if self.tars.len() <= layer {
+            self.tars.resize_with(layer + 1, || None);
+        }
+        let slot = &mut self.tars[layer];
+        if slot.is_none() {
+            let r = self
+                .base
+                .open_tar(layer)
+                .map_err(|source| DeltaError::BaseMissing {
+                    layer,
+                    path: TAR_NAME.to_string(),
+                    source,
+                })?;
+            *slot = Some(r);
+        }
+        match slot {
+            Some(r) => Ok(&mut **r),
+            None => Err(DeltaError::corrupt("base layer tar not open")),
+        }
+    }
+
+    fn read_base_ref(&mut self, body: &mut dyn Read) -> Result<(usize, String)> {
+        let layer = read_varint(body, "base layer")?;
+        let layer = self.layer_index(layer)?;
         let len = read_varint(body, "base path length")?;
         if len == 0 || len > format::MAX_PATH_LEN {
             return Err(DeltaError::corrupt(format!(
@@ -169,7 +217,7 @@ impl<'a> Ctx<'a> {
         let mut raw = vec![0u8; len as usize];
         read_exact(body, &mut raw, "base path")?;
         match normalize_path(&raw) {
-            Some(p) if p.as_bytes() == raw.as_slice() => Ok((layer as usize, p)),
+            Some(p) if p.as_bytes() == raw.as_slice() => Ok((layer, p)),
             _ => Err(DeltaError::corrupt(
                 "base path is not a normalized relative path",
             )),
@@ -265,6 +313,19 @@ fn copy_base(
         out.write_all(&buf[..n])
             .map_err(DeltaError::io("writing the target layer"))?;
         left -= n as u64;
+    }
+    Ok(())
+}
+
+fn skip_base(from: &mut dyn Read, len: u64, layer: usize) -> Result<()> {
+    let n =
+        io::copy(&mut from.take(len), &mut io::sink()).map_err(|e| base_err(layer, TAR_NAME, e))?;
+    if n != len {
+        return Err(base_err(
+            layer,
+            TAR_NAME,
+            io::ErrorKind::UnexpectedEof.into(),
+        ));
     }
     Ok(())
 }

@@ -1,8 +1,9 @@
-//! Where apply reads base file content from.
+//! Where apply reads base content from.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
-use std::io::{self, Read, Seek, SeekFrom};
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::sync::mpsc;
 
 use crate::error::{DeltaError, Result};
 use crate::tarscan::Scanner;
@@ -11,21 +12,37 @@ use crate::tarscan::Scanner;
 pub trait ReadSeek: Read + Seek {}
 impl<T: Read + Seek + ?Sized> ReadSeek for T {}
 
-/// Where apply reads base file content: a regular file of base layer `layer` (index into
-/// the base layer list used at create time, bottom to top) at tar path `path`
-/// (normalized: no leading `/` or `./`, no `.`/`..`/empty components, no trailing `/`).
+/// Where apply reads base content. `layer` indexes the base layer list used at create
+/// time (bottom to top).
 ///
-/// On a device this is `<layer dir>/diff/<path>`; an implementation must not follow
-/// symlinks out of the layer. The delta verifies the length and content of what it
-/// reads, so a wrong base gives an error, never a silently wrong layer.
+/// The delta verifies the length and content of everything it reads, so a wrong base
+/// gives an error, never a silently wrong layer.
 pub trait BaseSource {
+    /// A regular file of base layer `layer` at tar path `path` (normalized: no leading
+    /// `/` or `./`, no `.`/`..`/empty components, no trailing `/`). On a device this is
+    /// `<layer dir>/diff/<path>`; an implementation must not follow symlinks out of
+    /// the layer.
     fn open(&self, layer: usize, path: &str) -> io::Result<Box<dyn ReadSeek + '_>>;
+
+    /// The exact tar stream of base layer `layer` (its bytes hash to the layer's
+    /// diff_id), read sequentially from the start. Apply opens each layer at most once
+    /// and reads it forward only. On a device, rebuild it from the layer's tar-split
+    /// record (see [`reader_from_writer`]). Deltas made with
+    /// `CreateOptions::base_tar_ranges = false` never call this.
+    fn open_tar(&self, layer: usize) -> io::Result<Box<dyn Read + '_>> {
+        let _ = layer;
+        Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "this base source cannot stream base layer tars; create the delta with base_tar_ranges off",
+        ))
+    }
 }
 
 /// A [`BaseSource`] over the base layers' tar streams (for offline `skiff delta apply`
 /// and tests). Indexes every regular file; opening one returns a window of the tar.
 pub struct TarBase<R> {
     layers: Vec<RefCell<R>>,
+    lens: Vec<u64>,
     index: Vec<HashMap<String, (u64, u64)>>,
 }
 
@@ -34,6 +51,7 @@ impl<R: Read + Seek> TarBase<R> {
     pub fn new(layers: Vec<R>) -> Result<Self> {
         let mut index = Vec::with_capacity(layers.len());
         let mut cells = Vec::with_capacity(layers.len());
+        let mut lens = Vec::with_capacity(layers.len());
         for (i, mut layer) in layers.into_iter().enumerate() {
             layer
                 .seek(SeekFrom::Start(0))
@@ -54,11 +72,16 @@ impl<R: Read + Seek> TarBase<R> {
                     files.insert(p, (f.offset, f.size));
                 }
             }
+            let len = layer
+                .seek(SeekFrom::End(0))
+                .map_err(DeltaError::io("measuring a base layer tar"))?;
             index.push(files);
             cells.push(RefCell::new(layer));
+            lens.push(len);
         }
         Ok(TarBase {
             layers: cells,
+            lens,
             index,
         })
     }
@@ -72,48 +95,61 @@ impl<R: Read + Seek> BaseSource for TarBase<R> {
                 "no such regular file in the base layer tar",
             )
         };
-        let (offset, len) = *self
+        let (start, len) = *self
             .index
             .get(layer)
             .and_then(|m| m.get(path))
             .ok_or_else(not_found)?;
-        let cell = self.layers.get(layer).ok_or_else(not_found)?;
-        let inner = cell.try_borrow_mut().map_err(|_| {
-            io::Error::other("base layer tar is already open; open one file at a time")
-        })?;
-        let mut section = Section {
+        let inner = self.layers.get(layer).ok_or_else(not_found)?;
+        Ok(Box::new(Section {
             inner,
-            start: offset,
+            start,
             len,
             pos: 0,
-        };
-        section.seek(SeekFrom::Start(0))?;
-        Ok(Box::new(section))
+        }))
+    }
+
+    fn open_tar(&self, layer: usize) -> io::Result<Box<dyn Read + '_>> {
+        let not_found = || io::Error::new(io::ErrorKind::NotFound, "no such base layer");
+        let inner = self.layers.get(layer).ok_or_else(not_found)?;
+        let len = *self.lens.get(layer).ok_or_else(not_found)?;
+        Ok(Box::new(Section {
+            inner,
+            start: 0,
+            len,
+            pos: 0,
+        }))
     }
 }
 
-/// A read-only window `[start, start+len)` of a seekable stream.
-struct Section<T> {
-    inner: T,
+/// A read-only window `[start, start+len)` of a shared seekable stream; it seeks
+/// before every read, so several windows of one stream can be open at once.
+struct Section<'a, R> {
+    inner: &'a RefCell<R>,
     start: u64,
     len: u64,
     pos: u64,
 }
 
-impl<T: std::ops::DerefMut<Target = R>, R: Read + Seek> Read for Section<T> {
+impl<R: Read + Seek> Read for Section<'_, R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let left = self.len.saturating_sub(self.pos);
         let want = (buf.len() as u64).min(left) as usize;
         if want == 0 {
             return Ok(0);
         }
-        let n = self.inner.read(&mut buf[..want])?;
+        let mut inner = self
+            .inner
+            .try_borrow_mut()
+            .map_err(|_| io::Error::other("base layer tar is busy"))?;
+        inner.seek(SeekFrom::Start(self.start + self.pos))?;
+        let n = inner.read(&mut buf[..want])?;
         self.pos += n as u64;
         Ok(n)
     }
 }
 
-impl<T: std::ops::DerefMut<Target = R>, R: Read + Seek> Seek for Section<T> {
+impl<R> Seek for Section<'_, R> {
     fn seek(&mut self, to: SeekFrom) -> io::Result<u64> {
         let target = match to {
             SeekFrom::Start(p) => Some(p),
@@ -126,9 +162,124 @@ impl<T: std::ops::DerefMut<Target = R>, R: Read + Seek> Seek for Section<T> {
                 "seek before the start of the file",
             )
         })?;
-        self.inner
-            .seek(SeekFrom::Start(self.start + target.min(self.len)))?;
         self.pos = target;
         Ok(target)
+    }
+}
+
+/// Turns a producer that pushes a stream into a `Write` (such as a layer store's
+/// "write the layer tar" function) into a `Read`, for [`BaseSource::open_tar`]. The
+/// producer runs on its own thread; memory is bounded by a few 64 KiB chunks. If the
+/// reader is dropped early the producer's writes fail and it stops.
+pub fn reader_from_writer<F>(produce: F) -> impl Read + Send + 'static
+where
+    F: FnOnce(&mut dyn Write) -> io::Result<()> + Send + 'static,
+{
+    let (tx, rx) = mpsc::sync_channel::<io::Result<Vec<u8>>>(4);
+    std::thread::spawn(move || {
+        let mut w = ChunkWriter {
+            tx: tx.clone(),
+            buf: Vec::with_capacity(PIPE_CHUNK),
+        };
+        let result = produce(&mut w).and_then(|_| w.flush());
+        if let Err(e) = result {
+            let _ = tx.send(Err(e));
+        }
+    });
+    ChannelReader {
+        rx,
+        chunk: Vec::new(),
+        pos: 0,
+        done: false,
+    }
+}
+
+const PIPE_CHUNK: usize = 64 * 1024;
+
+struct ChunkWriter {
+    tx: mpsc::SyncSender<io::Result<Vec<u8>>>,
+    buf: Vec<u8>,
+}
+
+impl Write for ChunkWriter {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        let n = data.len().min(PIPE_CHUNK - self.buf.len());
+        self.buf.extend_from_slice(&data[..n]);
+        if self.buf.len() == PIPE_CHUNK {
+            self.flush()?;
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let chunk = std::mem::replace(&mut self.buf, Vec::with_capacity(PIPE_CHUNK));
+        self.tx.send(Ok(chunk)).map_err(|_| {
+            io::Error::new(
+                io::ErrorKind::BrokenPipe,
+                "the reader of the stream has gone",
+            )
+        })
+    }
+}
+
+struct ChannelReader {
+    rx: mpsc::Receiver<io::Result<Vec<u8>>>,
+    chunk: Vec<u8>,
+    pos: usize,
+    done: bool,
+}
+
+impl Read for ChannelReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while self.pos == self.chunk.len() {
+            if self.done {
+                return Ok(0);
+            }
+            match self.rx.recv() {
+                Ok(Ok(chunk)) => {
+                    self.chunk = chunk;
+                    self.pos = 0;
+                }
+                Ok(Err(e)) => {
+                    self.done = true;
+                    return Err(e);
+                }
+                // The producer finished and dropped its sender: end of stream.
+                Err(_) => {
+                    self.done = true;
+                    return Ok(0);
+                }
+            }
+        }
+        let n = buf.len().min(self.chunk.len() - self.pos);
+        buf[..n].copy_from_slice(&self.chunk[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reader_from_writer_streams_everything_and_reports_errors() {
+        let data: Vec<u8> = (0..300_000u32).map(|i| (i % 253) as u8).collect();
+        let copy = data.clone();
+        let mut r = reader_from_writer(move |w| w.write_all(&copy));
+        let mut got = Vec::new();
+        r.read_to_end(&mut got).unwrap();
+        assert_eq!(got, data);
+
+        let mut r = reader_from_writer(|w| {
+            w.write_all(b"partial")?;
+            Err(io::Error::other("producer failed"))
+        });
+        let mut got = Vec::new();
+        let err = r.read_to_end(&mut got).unwrap_err();
+        assert!(err.to_string().contains("producer failed"));
     }
 }

@@ -1,8 +1,9 @@
 //! Create: index the base layers, split the target tar into raw bytes and file
-//! contents, pick the cheapest encoding per file (in parallel), write the delta.
+//! contents, reuse whole stretches of base tar bytes where they match (unchanged
+//! entries, headers included), pick the cheapest encoding per remaining file (in
+//! parallel), write the delta.
 
-use std::collections::HashMap;
-use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::io::{self, Read, SeekFrom, Write};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
@@ -11,7 +12,7 @@ use sha2::{Digest, Sha256};
 use crate::base::ReadSeek;
 use crate::error::{DeltaError, Result};
 use crate::format::{self, op, write_varint, Header};
-use crate::matching::{BaseFile, BaseIndex, Match};
+use crate::matching::{slice, BaseFile, BaseIndex, Match};
 use crate::tarscan::Scanner;
 
 /// Tuning knobs for [`create`].
@@ -27,6 +28,9 @@ pub struct CreateOptions {
     /// Base files larger than this are not tried as a zstd prefix (apply holds the
     /// prefix in memory); never more than 4 MiB.
     pub zref_max: u64,
+    /// Copy unchanged stretches of the base layer tars (headers and contents) with
+    /// RANGE ops. Apply then needs [`crate::BaseSource::open_tar`].
+    pub base_tar_ranges: bool,
 }
 
 impl Default for CreateOptions {
@@ -36,6 +40,7 @@ impl Default for CreateOptions {
             threads: 0,
             bsdiff_max: 64 << 20,
             zref_max: format::MAX_ZREF_BASE,
+            base_tar_ranges: true,
         }
     }
 }
@@ -50,8 +55,11 @@ pub struct DeltaStats {
     pub target_diff_id: String,
     /// Regular files with content in the target.
     pub files: u64,
-    /// Files copied unchanged from the base (by path, or by content when moved).
+    /// Files copied unchanged from the base (by path, or by content when moved),
+    /// whether inside a base tar range or by a COPY op.
     pub copied: u64,
+    /// Bytes of the target copied as ranges of base layer tars.
+    pub range_bytes: u64,
     /// Files encoded as a bsdiff patch / as zstd with the base file as prefix.
     pub bsdiff: u64,
     pub zref: u64,
@@ -61,18 +69,16 @@ pub struct DeltaStats {
     pub literal_bytes: u64,
 }
 
-/// A CHECK op follows this many base-derived files or bytes, whichever comes first.
-const CHECK_EVERY_FILES: u64 = 64;
+/// A CHECK op follows this many base-derived pieces or bytes, whichever comes first.
+const CHECK_EVERY_PIECES: u64 = 64;
 const CHECK_EVERY_BYTES: u64 = 16 << 20;
-
-enum Seg {
-    Raw(Vec<u8>),
-    File(TargetFile),
-}
+/// Shorter matching stretches are not worth a RANGE op.
+const MIN_RANGE: usize = 512;
 
 struct TargetFile {
     path: Option<String>,
-    data: Vec<u8>,
+    start: usize,
+    end: usize,
     plan: Plan,
 }
 
@@ -88,8 +94,18 @@ enum Plan {
     },
 }
 
-/// Creates a delta that rebuilds `target_tar` byte for byte from files of
-/// `base_layers` (the base image's layer tars, bottom to top), writing it to `out`.
+/// Target bytes `[start, end)` equal base layer `layer` tar bytes from `base_start`.
+#[derive(Debug, Clone, Copy)]
+struct Range {
+    start: usize,
+    end: usize,
+    layer: usize,
+    base_start: usize,
+}
+
+/// Creates a delta that rebuilds `target_tar` byte for byte from `base_layers` (the
+/// base image's layer tars, bottom to top), writing it to `out`. Server side: holds
+/// the base and target tars in memory and uses `opts.threads` cores.
 pub fn create(
     base_layers: &mut [&mut dyn ReadSeek],
     target_tar: &mut dyn Read,
@@ -103,29 +119,48 @@ pub fn create(
             format::MAX_BASE_LAYERS
         )));
     }
-    let (index, base_diff_ids) = BaseIndex::build(base_layers)?;
-    let (mut segs, target_size, target_sha256) = read_target(target_tar)?;
+    let mut bases = Vec::with_capacity(base_layers.len());
+    for (i, layer) in base_layers.iter_mut().enumerate() {
+        let mut bytes = Vec::new();
+        layer
+            .seek(SeekFrom::Start(0))
+            .and_then(|_| layer.read_to_end(&mut bytes))
+            .map_err(|e| DeltaError::InvalidInput(format!("cannot read base layer {i}: {e}")))?;
+        bases.push(bytes);
+    }
+    let base_diff_ids: Vec<[u8; 32]> = bases.iter().map(|b| Sha256::digest(b).into()).collect();
+    let index = BaseIndex::build(&bases);
+
+    let mut target = Vec::new();
+    target_tar
+        .read_to_end(&mut target)
+        .map_err(|e| DeltaError::InvalidInput(format!("cannot read the target tar: {e}")))?;
+    let target_sha256: [u8; 32] = Sha256::digest(&target).into();
+    let mut files = split_target(&target);
 
     let mut stats = DeltaStats {
-        target_size,
+        target_size: target.len() as u64,
         target_diff_id: format!("sha256:{}", hex::encode(target_sha256)),
+        files: files.len() as u64,
         ..DeltaStats::default()
     };
-    for seg in &mut segs {
-        if let Seg::File(f) = seg {
-            stats.files += 1;
-            f.plan = match index.find(f.path.as_deref(), &f.data) {
-                Match::Same(b) => Plan::Copy(b),
-                Match::Related(b) => Plan::Try(b),
-                Match::None => Plan::Literal,
-            };
-        }
+    for f in &mut files {
+        f.plan = match index.find(f.path.as_deref(), &target[f.start..f.end]) {
+            Match::Same(b) => Plan::Copy(b),
+            Match::Related(b) => Plan::Try(b),
+            Match::None => Plan::Literal,
+        };
     }
-    encode_candidates(&mut segs, &index, base_layers, opts)?;
+    let ranges = if opts.base_tar_ranges {
+        find_ranges(&target, &files, &index, &bases)
+    } else {
+        Vec::new()
+    };
+    encode_candidates(&target, &mut files, &ranges, &index, &bases, opts)?;
 
     let header = Header {
         version: format::VERSION,
-        target_size,
+        target_size: target.len() as u64,
         target_sha256,
         base_diff_ids,
     };
@@ -136,90 +171,133 @@ pub fn create(
     header
         .write(&mut counter)
         .map_err(DeltaError::io("writing the delta"))?;
-    write_body(&segs, &index, &mut counter, opts, &mut stats)
-        .map_err(DeltaError::io("writing the delta"))?;
+    let pieces = pieces(target.len(), &files, &ranges);
+    write_body(
+        &target,
+        &files,
+        &pieces,
+        &index,
+        &mut counter,
+        opts,
+        &mut stats,
+    )
+    .map_err(DeltaError::io("writing the delta"))?;
     stats.delta_size = counter.count;
     Ok(stats)
 }
 
-fn read_target(target_tar: &mut dyn Read) -> Result<(Vec<Seg>, u64, [u8; 32])> {
-    let mut hashing = HashingReader {
-        inner: target_tar,
-        hasher: Sha256::new(),
-        count: 0,
-    };
-    let mut scan = Scanner::new(&mut hashing);
-    let mut segs = Vec::new();
-    let mut raw = Vec::new();
-    let bad = |e: io::Error| DeltaError::InvalidInput(format!("cannot read the target tar: {e}"));
-    loop {
-        let head = scan.next_file(Some(&mut raw)).map_err(bad)?;
-        let Some(head) = head else { break };
-        let mut data = Vec::new();
-        let mut chunk = vec![0u8; 256 * 1024];
-        loop {
-            let n = scan.read_content(&mut chunk).map_err(bad)?;
-            if n == 0 {
-                break;
-            }
-            data.extend_from_slice(&chunk[..n]);
+/// Regular files with content in the target, in stream order.
+fn split_target(target: &[u8]) -> Vec<TargetFile> {
+    let mut scan = Scanner::new(target);
+    let mut files = Vec::new();
+    while let Ok(Some(head)) = scan.next_file(None) {
+        if slice(target, head.offset, head.size).is_none() {
+            break; // truncated content stays raw
         }
-        if (data.len() as u64) < head.size {
-            // Truncated content: keep it as raw bytes.
-            raw.extend_from_slice(&data);
+        let start = head.offset as usize;
+        files.push(TargetFile {
+            path: head.path,
+            start,
+            end: start + head.size as usize,
+            plan: Plan::Literal,
+        });
+    }
+    files
+}
+
+/// Stretches of the target that equal base tar bytes, grown around files whose
+/// content is unchanged. Ranges never split a target file and, per base layer, only
+/// move forward (apply reads each base tar once, sequentially).
+fn find_ranges(
+    target: &[u8],
+    files: &[TargetFile],
+    index: &BaseIndex,
+    bases: &[Vec<u8>],
+) -> Vec<Range> {
+    let mut ranges: Vec<Range> = Vec::new();
+    let mut cursor = vec![0usize; bases.len()];
+    let mut covered = 0usize;
+    for f in files {
+        let Plan::Copy(b) = f.plan else { continue };
+        if f.start < covered {
             continue;
         }
-        if !raw.is_empty() {
-            segs.push(Seg::Raw(std::mem::take(&mut raw)));
+        let bf = &index.files[b];
+        let base = &bases[bf.layer];
+        let o = bf.offset as usize;
+        let mut back = 0;
+        while f.start - back > covered
+            && o - back > 0
+            && target[f.start - back - 1] == base[o - back - 1]
+        {
+            back += 1;
         }
-        segs.push(Seg::File(TargetFile {
-            path: head.path,
-            data,
-            plan: Plan::Literal,
-        }));
+        let len = f.end - f.start;
+        let mut fwd = len;
+        while f.start + fwd < target.len()
+            && o + fwd < base.len()
+            && target[f.start + fwd] == base[o + fwd]
+        {
+            fwd += 1;
+        }
+        let mut start = f.start - back;
+        let mut end = f.start + fwd;
+        // Never start or end inside another file's content.
+        if let Some(g) = file_containing(files, start) {
+            start = files[g].end;
+        }
+        if let Some(g) = file_containing(files, end) {
+            end = files[g].start;
+        }
+        if end <= start || end - start < MIN_RANGE {
+            continue;
+        }
+        let base_start = o + start - f.start;
+        if base_start < cursor[bf.layer] {
+            continue;
+        }
+        cursor[bf.layer] = base_start + (end - start);
+        covered = end;
+        ranges.push(Range {
+            start,
+            end,
+            layer: bf.layer,
+            base_start,
+        });
     }
-    if !raw.is_empty() {
-        segs.push(Seg::Raw(raw));
-    }
-    let count = hashing.count;
-    Ok((segs, count, hashing.hasher.finalize().into()))
+    ranges
+}
+
+/// The file whose content strictly contains `pos` (not at its start).
+fn file_containing(files: &[TargetFile], pos: usize) -> Option<usize> {
+    let i = files.partition_point(|f| f.start < pos);
+    let g = i.checked_sub(1)?;
+    (files[g].start < pos && pos < files[g].end).then_some(g)
 }
 
 /// Tries bsdiff and zstd-with-prefix against the matched base file for every file
-/// planned as `Try`, in parallel, and keeps whichever is smallest (or literal).
+/// planned as `Try` (and not inside a range), in parallel, keeping the smallest.
 fn encode_candidates(
-    segs: &mut [Seg],
+    target: &[u8],
+    files: &mut [TargetFile],
+    ranges: &[Range],
     index: &BaseIndex,
-    base_layers: &mut [&mut dyn ReadSeek],
+    bases: &[Vec<u8>],
     opts: &CreateOptions,
 ) -> Result<()> {
-    let mut jobs: Vec<(usize, usize)> = segs
-        .iter()
-        .enumerate()
-        .filter_map(|(i, s)| match s {
-            Seg::File(TargetFile {
-                plan: Plan::Try(b), ..
-            }) => Some((i, *b)),
-            _ => None,
-        })
+    let mut jobs: Vec<usize> = (0..files.len())
+        .filter(|&i| matches!(files[i].plan, Plan::Try(_)))
         .collect();
+    jobs.retain(|&i| {
+        !ranges
+            .iter()
+            .any(|r| r.start <= files[i].start && files[i].end <= r.end)
+    });
     if jobs.is_empty() {
         return Ok(());
     }
-    // Read the needed base files once, in layer order.
-    let mut wanted: Vec<usize> = jobs.iter().map(|j| j.1).collect();
-    wanted.sort_unstable();
-    wanted.dedup();
-    let mut base_data: HashMap<usize, Vec<u8>> = HashMap::new();
-    for b in wanted {
-        let f = &index.files[b];
-        base_data.insert(b, read_base_file(base_layers, f)?);
-    }
     // Biggest first so the slowest diff does not start last.
-    jobs.sort_by_key(|(i, _)| match &segs[*i] {
-        Seg::File(f) => std::cmp::Reverse(f.data.len()),
-        Seg::Raw(_) => std::cmp::Reverse(0),
-    });
+    jobs.sort_by_key(|&i| std::cmp::Reverse(files[i].end - files[i].start));
     let threads = if opts.threads == 0 {
         std::thread::available_parallelism()
             .map(|n| n.get())
@@ -229,64 +307,37 @@ fn encode_candidates(
     };
     let next = AtomicUsize::new(0);
     let results: Mutex<Vec<(usize, Plan)>> = Mutex::new(Vec::with_capacity(jobs.len()));
-    let segs_ref: &[Seg] = segs;
+    let files_ref: &[TargetFile] = files;
     std::thread::scope(|s| -> Result<()> {
         let mut handles = Vec::new();
         for _ in 0..threads.min(jobs.len()) {
             handles.push(s.spawn(|| -> Result<()> {
-                loop {
-                    let j = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(&(seg, b)) = jobs.get(j) else {
-                        return Ok(());
-                    };
-                    let Seg::File(f) = &segs_ref[seg] else {
+                while let Some(&i) = jobs.get(next.fetch_add(1, Ordering::Relaxed)) {
+                    let f = &files_ref[i];
+                    let Plan::Try(b) = f.plan else { continue };
+                    let bf = &index.files[b];
+                    let Some(old) = slice(&bases[bf.layer], bf.offset, bf.size) else {
                         continue;
                     };
-                    let Some(old) = base_data.get(&b) else {
-                        continue;
-                    };
-                    let plan = best_encoding(old, &f.data, b, opts)?;
-                    results.lock().map_err(|_| poisoned())?.push((seg, plan));
+                    let plan = best_encoding(old, &target[f.start..f.end], b, opts)?;
+                    results.lock().map_err(|_| poisoned())?.push((i, plan));
                 }
+                Ok(())
             }));
         }
         for h in handles {
-            h.join()
-                .map_err(|_| DeltaError::InvalidInput("an encoder thread panicked".into()))??;
+            h.join().map_err(|_| poisoned())??;
         }
         Ok(())
     })?;
-    for (seg, plan) in results.into_inner().map_err(|_| poisoned())? {
-        if let Seg::File(f) = &mut segs[seg] {
-            f.plan = plan;
-        }
+    for (i, plan) in results.into_inner().map_err(|_| poisoned())? {
+        files[i].plan = plan;
     }
     Ok(())
 }
 
 fn poisoned() -> DeltaError {
     DeltaError::InvalidInput("an encoder thread failed".into())
-}
-
-fn read_base_file(base_layers: &mut [&mut dyn ReadSeek], f: &BaseFile) -> Result<Vec<u8>> {
-    let layer = base_layers
-        .get_mut(f.layer)
-        .ok_or_else(|| DeltaError::InvalidInput("base layer index out of range".into()))?;
-    layer
-        .seek(SeekFrom::Start(f.offset))
-        .map_err(DeltaError::io("reading a base layer"))?;
-    let mut data = Vec::with_capacity(f.size as usize);
-    (&mut **layer)
-        .take(f.size)
-        .read_to_end(&mut data)
-        .map_err(DeltaError::io("reading a base layer"))?;
-    if data.len() as u64 != f.size {
-        return Err(DeltaError::InvalidInput(format!(
-            "base layer {} changed while reading '{}'",
-            f.layer, f.path
-        )));
-    }
-    Ok(data)
 }
 
 /// Smallest of: literal (plain zstd in the body), bsdiff+zstd, zstd with the base as prefix.
@@ -346,8 +397,50 @@ fn compress(data: &[u8], prefix: &[u8], level: i32) -> Result<Vec<u8>> {
     enc.finish().map_err(DeltaError::io("compressing"))
 }
 
+/// How the target is written, in order.
+enum Piece {
+    Raw(usize, usize),
+    File(usize),
+    Range(Range),
+}
+
+fn pieces(len: usize, files: &[TargetFile], ranges: &[Range]) -> Vec<Piece> {
+    let mut out = Vec::new();
+    let mut cur = 0;
+    let mut fi = 0;
+    let uncovered = |from: usize, to: usize, out: &mut Vec<Piece>, fi: &mut usize| {
+        let mut pos = from;
+        while *fi < files.len() && files[*fi].start < to {
+            let f = &files[*fi];
+            if f.start >= pos {
+                if f.start > pos {
+                    out.push(Piece::Raw(pos, f.start));
+                }
+                out.push(Piece::File(*fi));
+                pos = f.end;
+            }
+            *fi += 1;
+        }
+        if to > pos {
+            out.push(Piece::Raw(pos, to));
+        }
+    };
+    for r in ranges {
+        uncovered(cur, r.start, &mut out, &mut fi);
+        while fi < files.len() && files[fi].start < r.end {
+            fi += 1;
+        }
+        out.push(Piece::Range(*r));
+        cur = r.end;
+    }
+    uncovered(cur, len, &mut out, &mut fi);
+    out
+}
+
 fn write_body(
-    segs: &[Seg],
+    target: &[u8],
+    files: &[TargetFile],
+    pieces: &[Piece],
     index: &BaseIndex,
     out: &mut dyn Write,
     opts: &CreateOptions,
@@ -357,78 +450,90 @@ fn write_body(
     enc.include_checksum(false)?;
     enc.window_log(format::BODY_WINDOW_LOG)?;
     let mut check = Sha256::new();
-    let (mut check_files, mut check_bytes) = (0u64, 0u64);
+    let (mut check_pieces, mut check_bytes) = (0u64, 0u64);
+    let mut cursor = vec![0usize; index.layers()];
+    let is_literal = |p: &Piece| match p {
+        Piece::Raw(..) => true,
+        Piece::File(i) => matches!(files[*i].plan, Plan::Literal | Plan::Try(_)),
+        Piece::Range(_) => false,
+    };
     let mut i = 0;
-    while i < segs.len() {
-        // A run of raw segments and literal files becomes one RAW op.
-        let run_end = segs[i..]
-            .iter()
-            .position(|s| matches!(s, Seg::File(f) if matches!(f.plan, Plan::Copy(_) | Plan::Patch { .. })))
-            .map_or(segs.len(), |p| i + p);
-        if run_end > i {
-            let len: usize = segs[i..run_end]
+    while i < pieces.len() {
+        if is_literal(&pieces[i]) {
+            // Consecutive literal pieces are contiguous target bytes: one RAW op.
+            let run_end = pieces[i..]
                 .iter()
-                .map(|s| match s {
-                    Seg::Raw(r) => r.len(),
-                    Seg::File(f) => f.data.len(),
-                })
-                .sum();
-            enc.write_all(&[op::RAW])?;
-            write_varint(&mut enc, len as u64)?;
-            for s in &segs[i..run_end] {
-                match s {
-                    Seg::Raw(r) => enc.write_all(r)?,
-                    Seg::File(f) => {
-                        stats.literal += 1;
-                        stats.literal_bytes += f.data.len() as u64;
-                        enc.write_all(&f.data)?;
-                    }
+                .position(|p| !is_literal(p))
+                .map_or(pieces.len(), |p| i + p);
+            let start = span(&pieces[i], files).0;
+            let end = span(&pieces[run_end - 1], files).1;
+            for p in &pieces[i..run_end] {
+                if let Piece::File(f) = p {
+                    stats.literal += 1;
+                    stats.literal_bytes += (files[*f].end - files[*f].start) as u64;
                 }
             }
+            enc.write_all(&[op::RAW])?;
+            write_varint(&mut enc, (end - start) as u64)?;
+            enc.write_all(&target[start..end])?;
             i = run_end;
             continue;
         }
-        let Seg::File(f) = &segs[i] else {
-            unreachable_raw()?
-        };
-        match &f.plan {
-            Plan::Copy(b) => {
-                let bf = &index.files[*b];
-                enc.write_all(&[op::COPY])?;
-                write_ref(&mut enc, bf)?;
-                write_varint(&mut enc, f.data.len() as u64)?;
-                stats.copied += 1;
+        let (start, end) = span(&pieces[i], files);
+        match &pieces[i] {
+            Piece::Range(r) => {
+                enc.write_all(&[op::RANGE])?;
+                write_varint(&mut enc, r.layer as u64)?;
+                write_varint(&mut enc, (r.base_start - cursor[r.layer]) as u64)?;
+                write_varint(&mut enc, (r.end - r.start) as u64)?;
+                cursor[r.layer] = r.base_start + (r.end - r.start);
+                stats.range_bytes += (r.end - r.start) as u64;
+                // Ranges never split files: those starting inside lie wholly inside.
+                let lo = files.partition_point(|f| f.start < r.start);
+                let hi = files.partition_point(|f| f.start < r.end);
+                stats.copied += (hi - lo) as u64;
             }
-            Plan::Patch {
-                base,
-                op: code,
-                payload,
-            } => {
-                let bf = &index.files[*base];
-                enc.write_all(&[*code])?;
-                write_ref(&mut enc, bf)?;
-                write_varint(&mut enc, bf.size)?;
-                write_varint(&mut enc, f.data.len() as u64)?;
-                write_varint(&mut enc, payload.len() as u64)?;
-                enc.write_all(payload)?;
-                if *code == op::BSDIFF {
-                    stats.bsdiff += 1;
-                } else {
-                    stats.zref += 1;
+            Piece::File(fi) => match &files[*fi].plan {
+                Plan::Copy(b) => {
+                    enc.write_all(&[op::COPY])?;
+                    write_ref(&mut enc, &index.files[*b])?;
+                    write_varint(&mut enc, (end - start) as u64)?;
+                    stats.copied += 1;
                 }
-            }
-            Plan::Literal | Plan::Try(_) => unreachable_raw()?,
+                Plan::Patch {
+                    base,
+                    op: code,
+                    payload,
+                } => {
+                    let bf = &index.files[*base];
+                    enc.write_all(&[*code])?;
+                    write_ref(&mut enc, bf)?;
+                    write_varint(&mut enc, bf.size)?;
+                    write_varint(&mut enc, (end - start) as u64)?;
+                    write_varint(&mut enc, payload.len() as u64)?;
+                    enc.write_all(payload)?;
+                    if *code == op::BSDIFF {
+                        stats.bsdiff += 1;
+                    } else {
+                        stats.zref += 1;
+                    }
+                }
+                Plan::Literal | Plan::Try(_) => {
+                    return Err(io::Error::other("internal error: unresolved file plan"))
+                }
+            },
+            Piece::Raw(..) => return Err(io::Error::other("internal error: raw piece out of run")),
         }
-        check.update(&f.data);
-        check_files += 1;
-        check_bytes += f.data.len() as u64;
-        if check_files >= CHECK_EVERY_FILES || check_bytes >= CHECK_EVERY_BYTES {
+        check.update(&target[start..end]);
+        check_pieces += 1;
+        check_bytes += (end - start) as u64;
+        if check_pieces >= CHECK_EVERY_PIECES || check_bytes >= CHECK_EVERY_BYTES {
             write_check(&mut enc, &mut check)?;
-            (check_files, check_bytes) = (0, 0);
+            (check_pieces, check_bytes) = (0, 0);
         }
         i += 1;
     }
-    if check_files > 0 {
+    if check_pieces > 0 {
         write_check(&mut enc, &mut check)?;
     }
     enc.write_all(&[op::END])?;
@@ -436,9 +541,12 @@ fn write_body(
     Ok(())
 }
 
-/// Plans are resolved before writing; reaching this is a bug, reported as an error.
-fn unreachable_raw<T>() -> io::Result<T> {
-    Err(io::Error::other("internal error: unresolved file plan"))
+fn span(p: &Piece, files: &[TargetFile]) -> (usize, usize) {
+    match p {
+        Piece::Raw(s, e) => (*s, *e),
+        Piece::File(i) => (files[*i].start, files[*i].end),
+        Piece::Range(r) => (r.start, r.end),
+    }
 }
 
 fn write_ref(w: &mut dyn Write, f: &BaseFile) -> io::Result<()> {
@@ -466,20 +574,5 @@ impl Write for CountingWriter<'_> {
     }
     fn flush(&mut self) -> io::Result<()> {
         self.inner.flush()
-    }
-}
-
-pub(crate) struct HashingReader<R> {
-    pub inner: R,
-    pub hasher: Sha256,
-    pub count: u64,
-}
-
-impl<R: Read> Read for HashingReader<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.hasher.update(&buf[..n]);
-        self.count += n as u64;
-        Ok(n)
     }
 }

@@ -17,6 +17,7 @@ pub mod op {
     pub const BSDIFF: u8 = 3;
     pub const ZREF: u8 = 4;
     pub const CHECK: u8 = 5;
+    pub const RANGE: u8 = 6;
 }
 
 /// Bytes of sha256 kept in a CHECK op.

@@ -24,6 +24,9 @@ pub struct DeltaInfo {
     pub zref: u64,
     pub patched_bytes: u64,
     pub payload_bytes: u64,
+    /// Stretches copied from base layer tars (unchanged entries), and their bytes.
+    pub ranges: u64,
+    pub range_bytes: u64,
 }
 
 /// Reads and checks the structure of a whole delta.
@@ -78,6 +81,17 @@ pub fn inspect(delta: &mut dyn Read) -> Result<DeltaInfo> {
                 } else {
                     info.zref += 1;
                 }
+            }
+            op::RANGE => {
+                let layer = read_varint(&mut body, "range layer")?;
+                if layer >= header.base_diff_ids.len() as u64 {
+                    return Err(DeltaError::corrupt(format!(
+                        "range references base layer {layer} which the header does not list"
+                    )));
+                }
+                read_varint(&mut body, "range skip")?;
+                info.range_bytes += add(read_varint(&mut body, "range length")?)?;
+                info.ranges += 1;
             }
             op::CHECK => {
                 let mut d = [0u8; format::CHECK_LEN];

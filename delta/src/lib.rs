@@ -18,7 +18,7 @@ mod matching;
 mod tarscan;
 
 pub use apply::{apply, Applied};
-pub use base::{BaseSource, ReadSeek, TarBase};
+pub use base::{reader_from_writer, BaseSource, ReadSeek, TarBase};
 pub use create::{create, CreateOptions, DeltaStats};
 pub use error::{DeltaError, ErrorKind, Result};
 pub use format::VERSION as FORMAT_VERSION;

@@ -4,13 +4,9 @@
 //! `python3.12/`), closest in size.
 
 use std::collections::HashMap;
-use std::io::SeekFrom;
 
 use sha2::{Digest, Sha256};
 
-use crate::base::ReadSeek;
-use crate::create::HashingReader;
-use crate::error::{DeltaError, Result};
 use crate::tarscan::Scanner;
 
 /// A regular file of a base layer.
@@ -27,6 +23,7 @@ pub(crate) struct BaseFile {
 
 pub(crate) struct BaseIndex {
     pub files: Vec<BaseFile>,
+    layers: usize,
     by_path: HashMap<String, usize>,
     by_hash: HashMap<[u8; 32], usize>,
     by_masked_path: HashMap<String, Vec<usize>>,
@@ -43,55 +40,34 @@ pub(crate) enum Match {
 }
 
 impl BaseIndex {
-    /// Scans every base layer (bottom to top); returns the index and each layer's diff_id.
-    pub fn build(base_layers: &mut [&mut dyn ReadSeek]) -> Result<(BaseIndex, Vec<[u8; 32]>)> {
+    /// Indexes every base layer (bottom to top, whole tars in memory).
+    pub fn build(base_layers: &[Vec<u8>]) -> BaseIndex {
         let mut idx = BaseIndex {
             files: Vec::new(),
+            layers: base_layers.len(),
             by_path: HashMap::new(),
             by_hash: HashMap::new(),
             by_masked_path: HashMap::new(),
             by_masked_name: HashMap::new(),
         };
-        let mut diff_ids = Vec::with_capacity(base_layers.len());
-        let mut chunk = vec![0u8; 256 * 1024];
-        for (layer, r) in base_layers.iter_mut().enumerate() {
-            r.seek(SeekFrom::Start(0))
-                .map_err(DeltaError::io("rewinding a base layer"))?;
-            let bad = |e: std::io::Error| {
-                DeltaError::InvalidInput(format!("cannot read base layer {layer}: {e}"))
-            };
-            let mut hashing = HashingReader {
-                inner: &mut **r,
-                hasher: Sha256::new(),
-                count: 0,
-            };
-            let mut scan = Scanner::new(&mut hashing);
+        for (layer, bytes) in base_layers.iter().enumerate() {
+            let mut scan = Scanner::new(bytes.as_slice());
             scan.others = Some(Vec::new());
             // Only the last entry of a path in a layer exists once the layer is extracted.
             let mut last: HashMap<String, usize> = HashMap::new();
             let mut layer_files: Vec<BaseFile> = Vec::new();
             let mut seq = 0usize;
-            loop {
-                let head = scan.next_file(None).map_err(bad)?;
+            // Reading a slice cannot fail; a malformed tail just ends the scan.
+            while let Ok(head) = scan.next_file(None) {
                 for p in scan.others.as_mut().map(std::mem::take).unwrap_or_default() {
                     seq += 1;
                     last.insert(p, seq);
                 }
                 let Some(head) = head else { break };
-                let mut h = Sha256::new();
-                let mut got = 0u64;
-                loop {
-                    let n = scan.read_content(&mut chunk).map_err(bad)?;
-                    if n == 0 {
-                        break;
-                    }
-                    h.update(&chunk[..n]);
-                    got += n as u64;
-                }
+                let Some(content) = slice(bytes, head.offset, head.size) else {
+                    break;
+                };
                 let Some(path) = head.path else { continue };
-                if got != head.size {
-                    continue;
-                }
                 seq += 1;
                 last.insert(path.clone(), seq);
                 layer_files.push(BaseFile {
@@ -99,7 +75,7 @@ impl BaseIndex {
                     path,
                     offset: head.offset,
                     size: head.size,
-                    sha256: h.finalize().into(),
+                    sha256: Sha256::digest(content).into(),
                     seq,
                 });
             }
@@ -108,11 +84,12 @@ impl BaseIndex {
                     idx.add(f);
                 }
             }
-            // Drain whatever follows the archive so the diff_id covers the whole stream.
-            std::io::copy(&mut hashing, &mut std::io::sink()).map_err(bad)?;
-            diff_ids.push(hashing.hasher.finalize().into());
         }
-        Ok((idx, diff_ids))
+        idx
+    }
+
+    pub fn layers(&self) -> usize {
+        self.layers
     }
 
     fn add(&mut self, f: BaseFile) {
@@ -172,6 +149,13 @@ impl BaseIndex {
             })
             .min_by_key(|&i| (self.files[i].size.abs_diff(size), std::cmp::Reverse(i)))
     }
+}
+
+/// `bytes[offset..offset+len]` if it is all there.
+pub(crate) fn slice(bytes: &[u8], offset: u64, len: u64) -> Option<&[u8]> {
+    let start = usize::try_from(offset).ok()?;
+    let end = start.checked_add(usize::try_from(len).ok()?)?;
+    bytes.get(start..end)
 }
 
 fn file_name(path: &str) -> &str {

@@ -49,6 +49,7 @@ impl<R: Read> Scanner<R> {
 
     /// Reads the content of the file last returned by [`Scanner::next_file`], at most
     /// `buf.len()` bytes; 0 means the content is finished (or the stream ended early).
+    #[cfg(test)]
     pub fn read_content(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let want = (buf.len() as u64).min(self.unread) as usize;
         if want == 0 {

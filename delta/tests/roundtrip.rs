@@ -77,21 +77,26 @@ fn sha(data: &[u8]) -> String {
     format!("sha256:{}", hex::encode(Sha256::digest(data)))
 }
 
-fn opts() -> CreateOptions {
+fn opts(ranges: bool) -> CreateOptions {
     CreateOptions {
         level: 9,
+        base_tar_ranges: ranges,
         ..CreateOptions::default()
     }
 }
 
 fn make(bases: &[Vec<u8>], target: &[u8]) -> (Vec<u8>, DeltaStats) {
+    make_with(bases, target, true)
+}
+
+fn make_with(bases: &[Vec<u8>], target: &[u8], ranges: bool) -> (Vec<u8>, DeltaStats) {
     let mut cursors: Vec<Cursor<&[u8]>> = bases.iter().map(|b| Cursor::new(b.as_slice())).collect();
     let mut refs: Vec<&mut dyn skiff_delta::ReadSeek> = cursors
         .iter_mut()
         .map(|c| c as &mut dyn skiff_delta::ReadSeek)
         .collect();
     let mut delta = Vec::new();
-    let stats = create(&mut refs, &mut &target[..], &mut delta, &opts()).unwrap();
+    let stats = create(&mut refs, &mut &target[..], &mut delta, &opts(ranges)).unwrap();
     assert_eq!(stats.delta_size, delta.len() as u64);
     (delta, stats)
 }
@@ -105,16 +110,29 @@ fn rebuild(bases: &[Vec<u8>], delta: &[u8]) -> Result<Vec<u8>, DeltaError> {
     Ok(out)
 }
 
-/// Creates, applies, checks byte equality and the inspect summary; returns the stats.
+/// Creates (with and without base tar ranges), applies, checks byte equality and the
+/// inspect summary; returns the delta and stats made with ranges.
 fn round_trip(bases: &[Vec<u8>], target: &[u8]) -> (Vec<u8>, DeltaStats) {
-    let (delta, stats) = make(bases, target);
+    let (_, plain) = round_trip_with(bases, target, false);
+    assert_eq!(plain.range_bytes, 0);
+    let (delta, stats) = round_trip_with(bases, target, true);
+    assert_eq!(plain.copied, stats.copied, "ranges must not lose copies");
+    (delta, stats)
+}
+
+fn round_trip_with(bases: &[Vec<u8>], target: &[u8], ranges: bool) -> (Vec<u8>, DeltaStats) {
+    let (delta, stats) = make_with(bases, target, ranges);
     let out = rebuild(bases, &delta).unwrap();
     assert!(out == target, "rebuilt tar differs from the target");
     assert_eq!(stats.target_diff_id, sha(target));
     let info = inspect(&mut &delta[..]).unwrap();
     assert_eq!(info.target_size, target.len() as u64);
     assert_eq!(info.target_diff_id, sha(target));
-    assert_eq!(info.copies, stats.copied);
+    assert_eq!(info.range_bytes, stats.range_bytes);
+    assert!(info.copies <= stats.copied);
+    if !ranges {
+        assert_eq!(info.copies, stats.copied);
+    }
     assert_eq!(info.bsdiff, stats.bsdiff);
     assert_eq!(info.zref, stats.zref);
     assert_eq!(
@@ -382,25 +400,86 @@ fn wrong_base_is_an_error() {
     let a = random(20, 10_000);
     let base = tar_of(&[E::File("a", a.clone())]);
     let target = tar_of(&[E::File("a", a.clone()), E::File("z", random(21, 100))]);
-    let (delta, stats) = round_trip(&[base], &target);
-    assert_eq!(stats.copied, 1);
-
+    round_trip(std::slice::from_ref(&base), &target);
     let mut modified = a.clone();
     modified[5000] ^= 1;
-    let err = rebuild(&[tar_of(&[E::File("a", modified)])], &delta).unwrap_err();
+    let modified = tar_of(&[E::File("a", modified)]);
+    let shorter = tar_of(&[E::File("a", a[..9000].to_vec())]);
+    let renamed = tar_of(&[E::File("other", a.clone())]);
+
+    // File-level ops: each base file is located and checked.
+    let (delta, stats) = make_with(std::slice::from_ref(&base), &target, false);
+    assert_eq!(stats.copied, 1);
+    let err = rebuild(std::slice::from_ref(&modified), &delta).unwrap_err();
     assert!(matches!(err, DeltaError::BaseMismatch { .. }), "{err}");
     assert_eq!(err.kind(), ErrorKind::Conflict);
-
-    let err = rebuild(&[tar_of(&[E::File("a", a[..9000].to_vec())])], &delta).unwrap_err();
+    let err = rebuild(std::slice::from_ref(&shorter), &delta).unwrap_err();
     assert!(matches!(err, DeltaError::BaseMismatch { .. }), "{err}");
-
-    let err = rebuild(&[tar_of(&[E::File("other", a)])], &delta).unwrap_err();
+    let err = rebuild(std::slice::from_ref(&renamed), &delta).unwrap_err();
     assert!(matches!(err, DeltaError::BaseMissing { .. }), "{err}");
     assert_eq!(err.kind(), ErrorKind::NotFound);
     assert!(err.to_string().contains("'a'"), "{err}");
-
     let err = rebuild(&[], &delta).unwrap_err();
     assert!(matches!(err, DeltaError::BaseMissing { .. }), "{err}");
+
+    // Base tar ranges: the stream content is checked.
+    let (delta, stats) = make_with(std::slice::from_ref(&base), &target, true);
+    assert!(stats.range_bytes > 0, "{stats:?}");
+    for wrong in [modified, shorter, renamed] {
+        let err = rebuild(&[wrong], &delta).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                DeltaError::BaseMismatch { .. } | DeltaError::TargetMismatch { .. }
+            ),
+            "{err}"
+        );
+        assert_eq!(err.kind(), ErrorKind::Conflict);
+    }
+    let err = rebuild(&[], &delta).unwrap_err();
+    assert!(matches!(err, DeltaError::BaseMissing { .. }), "{err}");
+}
+
+/// A base source that has the files but cannot stream layer tars.
+struct FilesOnly(TarBase<Cursor<Vec<u8>>>);
+
+impl skiff_delta::BaseSource for FilesOnly {
+    fn open(
+        &self,
+        layer: usize,
+        path: &str,
+    ) -> std::io::Result<Box<dyn skiff_delta::ReadSeek + '_>> {
+        self.0.open(layer, path)
+    }
+}
+
+#[test]
+fn ranges_need_a_tar_stream_and_file_ops_do_not() {
+    let files: Vec<(String, Vec<u8>)> = (0..10)
+        .map(|i| (format!("lib/l{i}"), random(300 + i, 5000)))
+        .collect();
+    let es: Vec<E<'_>> = files
+        .iter()
+        .map(|(p, d)| E::File(p.as_str(), d.clone()))
+        .collect();
+    let base = tar_of(&es);
+    let mut es: Vec<E<'_>> = files
+        .iter()
+        .map(|(p, d)| E::File(p.as_str(), d.clone()))
+        .collect();
+    es.push(E::File("etc/new", b"new".to_vec()));
+    let target = tar_of(&es);
+    let source = FilesOnly(TarBase::new(vec![Cursor::new(base.clone())]).unwrap());
+
+    let (delta, _) = make_with(std::slice::from_ref(&base), &target, false);
+    let mut out = Vec::new();
+    apply(&source, &mut &delta[..], &mut out).unwrap();
+    assert!(out == target);
+
+    let (delta, _) = make_with(std::slice::from_ref(&base), &target, true);
+    let err = apply(&source, &mut &delta[..], &mut Vec::new()).unwrap_err();
+    assert!(matches!(err, DeltaError::BaseMissing { .. }), "{err}");
+    assert!(err.to_string().contains("base_tar_ranges"), "{err}");
 }
 
 #[test]
