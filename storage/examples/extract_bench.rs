@@ -17,10 +17,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let extract = t.elapsed();
     let t = Instant::now();
     let n = store.write_layer_tar(&info.chain_id, &mut std::io::sink())?;
+    let rebuild = t.elapsed();
+    let problems = store.check(true)?;
+    if !problems.is_empty() {
+        return Err(format!("check found problems: {problems:?}").into());
+    }
     println!(
-        "extract {:.3}s rebuild {:.3}s tar {} bytes content {} bytes diff_id {}",
+        "extract {:.3}s rebuild {:.3}s (deep check ok) tar {} bytes content {} bytes diff_id {}",
         extract.as_secs_f64(),
-        t.elapsed().as_secs_f64(),
+        rebuild.as_secs_f64(),
         n,
         info.size,
         info.diff_id

@@ -309,10 +309,14 @@ fn supported(et: EntryType) -> bool {
 }
 
 fn map_read_err(e: std::io::Error) -> Error {
-    if e.kind() == std::io::ErrorKind::UnexpectedEof {
-        return truncated();
+    match e.kind() {
+        std::io::ErrorKind::UnexpectedEof => truncated(),
+        // decoders report corrupt input this way; our own errors travel as `Other`
+        std::io::ErrorKind::InvalidData | std::io::ErrorKind::InvalidInput => {
+            Error::InvalidLayer(format!("corrupt compressed data: {e}"))
+        }
+        _ => Error::io("read layer stream", e),
     }
-    Error::io("read layer stream", e)
 }
 
 fn bad(e: std::io::Error) -> Error {

@@ -205,6 +205,25 @@ fn truncated_streams() {
         env.assert_clean(0);
         assert_eq!(err.kind(), ErrorKind::InvalidArgument, "{media}: {err}");
     }
+    // flipped bytes inside the compressed data
+    for media in [GZIP, ZSTD] {
+        let mut blob = compress(media, &tar);
+        let mid = blob.len() / 2;
+        for b in &mut blob[mid..mid + 64] {
+            *b ^= 0x5a;
+        }
+        // zstd frames carry no checksum by default: the diff_id check catches what decoding
+        // does not
+        let diff = Digest::of(&tar);
+        let req = ExtractRequest {
+            media_type: Some(media),
+            expected_diff_id: Some(&diff),
+            ..Default::default()
+        };
+        let err = env.store.extract_layer(req, &mut &blob[..]).unwrap_err();
+        env.assert_clean(0);
+        assert_eq!(err.kind(), ErrorKind::InvalidArgument, "{media}: {err}");
+    }
     // plain: cut inside the data, and cut exactly before the end-of-archive marker
     for cut in [tar.len() / 2, 512 + data.len().div_ceil(512) * 512] {
         let err = env.extract_unchecked(Some(PLAIN), &tar[..cut]).unwrap_err();
