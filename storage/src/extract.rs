@@ -652,16 +652,21 @@ fn apply_xattrs(pfd: &OwnedFd, name: &[u8], m: &Meta) -> Result<()> {
         if k.starts_with(b"trusted.overlay.") {
             continue;
         }
-        set_xattr(pfd, name, k, v).map_err(|e| {
-            Error::nix(
-                format!(
-                    "set xattr {} on {:?}",
-                    String::from_utf8_lossy(k),
-                    shown(&m.path)
-                ),
-                e,
-            )
-        })?;
+        let key = String::from_utf8_lossy(k);
+        match set_xattr(pfd, name, k, v) {
+            Ok(()) => {}
+            // as dockerd: a filesystem or file type without support for this namespace (e.g.
+            // user.* on a symlink) loses the attribute with a warning, not the whole layer
+            Err(e @ (Errno::ENOTSUP | Errno::EPERM)) => {
+                tracing::warn!(path = %shown(&m.path), %key, error = %e, "xattr not kept");
+            }
+            Err(e) => {
+                return Err(Error::nix(
+                    format!("set xattr {key} on {:?}", shown(&m.path)),
+                    e,
+                ))
+            }
+        }
     }
     Ok(())
 }

@@ -34,6 +34,8 @@ pub struct StoreOptions {
     pub expansion_floor: u64,
     /// Cap on pax and GNU long-name header data.
     pub max_header_size: u64,
+    /// Remove layers no image uses when the store is opened (leftovers of failed pulls).
+    pub prune_on_open: bool,
 }
 
 impl Default for StoreOptions {
@@ -43,6 +45,7 @@ impl Default for StoreOptions {
             max_expansion_ratio: 100,
             expansion_floor: 256 << 20,
             max_header_size: 1 << 20,
+            prune_on_open: true,
         }
     }
 }
@@ -222,6 +225,11 @@ impl Store {
                 tracing::warn!(image = %id, "recovery: dropping image record with missing parts");
                 remove_file_durable(&path)?;
             }
+        }
+        if self.opts.prune_on_open {
+            // nothing is in flight during open: a layer no image uses is a leftover of a
+            // failed pull and would otherwise leak disk forever
+            self.prune_layers_locked()?;
         }
         let mut refs = self.refs()?;
         if refs.retain_images(|id| self.image_path(id).is_file()) {
@@ -556,6 +564,34 @@ impl Store {
             }
             self.discard_dir(&self.layer_dir(&l.chain_id))?;
             deleted.push(l.chain_id.clone());
+        }
+        if !deleted.is_empty() {
+            fsync_dir(&self.layers_dir())?;
+        }
+        Ok(deleted)
+    }
+
+    /// Remove every layer no image record uses; returns their chain ids. Layers extracted
+    /// for a pull or load whose image is not recorded yet count as unused: call this only
+    /// when no pull, load or delta is in flight.
+    pub fn prune_layers(&self) -> Result<Vec<Digest>> {
+        let _g = lock(&self.meta);
+        self.prune_layers_locked()
+    }
+
+    fn prune_layers_locked(&self) -> Result<Vec<Digest>> {
+        let mut used = HashSet::new();
+        for (_, path) in digest_entries(&self.images_dir(), ".json")? {
+            if let Some(rec) = read_json::<ImageRecord>(&path)? {
+                used.extend(rec.layers.into_iter().map(|l| l.chain_id));
+            }
+        }
+        let mut deleted = Vec::new();
+        for (chain, path) in digest_entries(&self.layers_dir(), "")? {
+            if !used.contains(&chain) {
+                self.discard_dir(&path)?;
+                deleted.push(chain);
+            }
         }
         if !deleted.is_empty() {
             fsync_dir(&self.layers_dir())?;

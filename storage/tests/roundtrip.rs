@@ -43,6 +43,14 @@ fn full_featured_tar() -> Vec<u8> {
     symlink(&mut b, "lib", "usr/lib");
     file(&mut b, "lib/libc.so", b"libc");
     symlink(&mut b, "abs", "/etc/passwd");
+    // long link targets (GNU 'K' entries), and an xattr a symlink cannot carry
+    let long_target = "t/".repeat(80);
+    symlink(&mut b, "longlink", &long_target);
+    let mut h = header(EntryType::Link, 0o644, 0);
+    b.append_link(&mut h, "deep/hard", &long).unwrap();
+    b.append_pax_extensions([("SCHILY.xattr.user.onlink", &b"no"[..])])
+        .unwrap();
+    symlink(&mut b, "xattrlink", "etc/hosts");
     // device nodes and a fifo
     let mut h = header(EntryType::Char, 0o666, 0);
     h.set_device_major(1).unwrap();
@@ -143,6 +151,17 @@ fn extraction_keeps_attributes() {
         std::fs::read_link(d.join("abs")).unwrap().to_str(),
         Some("/etc/passwd")
     );
+
+    assert_eq!(
+        std::fs::read_link(d.join("longlink"))
+            .unwrap()
+            .to_str()
+            .unwrap(),
+        "t/".repeat(80)
+    );
+    let long_ino = lstat(&d.join(format!("deep/{}", "x".repeat(150)))).ino();
+    assert_eq!(lstat(&d.join("deep/hard")).ino(), long_ino);
+    assert!(lstat(&d.join("xattrlink")).file_type().is_symlink());
 
     let null = lstat(&d.join("dev/null"));
     assert!(null.file_type().is_char_device());

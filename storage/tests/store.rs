@@ -205,6 +205,28 @@ fn recovery_cleans_partial_state() {
 }
 
 #[test]
+fn unused_layers_are_pruned() {
+    let env = Env::new();
+    let (a, _b, l0, _l1) = two_images(&env);
+    let orphan = env
+        .extract(GZIP, &gzip(&layer(&[("o", b"orphan")])), None)
+        .unwrap();
+    // an explicit prune keeps what images use
+    let env2 = Env::new();
+    let o2 = env2
+        .extract(ZSTD, &zstd(&layer(&[("o", b"x")])), None)
+        .unwrap();
+    assert_eq!(env2.store.prune_layers().unwrap(), vec![o2.chain_id]);
+    // a pull that never recorded its image leaves a layer; the next open removes it
+    let env = env.reopen();
+    assert!(env.store.layer(&orphan.chain_id).unwrap().is_none());
+    assert!(env.store.layer(&l0).unwrap().is_some());
+    assert_eq!(env.store.layers().unwrap().len(), 2);
+    assert!(env.store.prune_layers().unwrap().is_empty());
+    assert!(env.store.image(&a).unwrap().is_some());
+}
+
+#[test]
 fn check_finds_modified_files_and_broken_records() {
     let env = Env::new();
     let (a, _b, l0, _l1) = two_images(&env);
