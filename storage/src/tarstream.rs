@@ -86,7 +86,7 @@ impl Parser<'_> {
         let mut buf = std::mem::take(&mut self.buf);
         let r = (|| {
             while n > 0 {
-                let k = buf.len().min(n as usize);
+                let k = (buf.len() as u64).min(n) as usize;
                 self.must_read(&mut buf[..k])?;
                 x.split.raw(&buf[..k])?;
                 n -= k as u64;
@@ -275,7 +275,7 @@ impl Parser<'_> {
         let r = (|| {
             let mut left = size;
             while left > 0 {
-                let k = buf.len().min(left as usize);
+                let k = (buf.len() as u64).min(left) as usize;
                 self.must_read(&mut buf[..k])?;
                 f.write_all(&buf[..k])
                     .map_err(|e| Error::io(format!("write {:?}", shown(&m.path)), e))?;
