@@ -25,8 +25,9 @@ pub struct CreateOptions {
     /// Files (base or target) larger than this are not tried with bsdiff, whose suffix
     /// sort needs about 16 bytes of memory per base byte and is slow on huge inputs.
     pub bsdiff_max: u64,
-    /// Base files larger than this are not tried as a zstd prefix (apply holds the
-    /// prefix in memory); never more than 4 MiB.
+    /// Base files larger than this are not tried as a zstd prefix: apply holds the
+    /// prefix in memory (never more than 4 MiB), and on big binaries zstd at high
+    /// levels is slow with a large prefix and loses to bsdiff anyway.
     pub zref_max: u64,
     /// Copy unchanged stretches of the base layer tars (headers and contents) with
     /// RANGE ops. Apply then needs [`crate::BaseSource::open_tar`].
@@ -39,7 +40,7 @@ impl Default for CreateOptions {
             level: 19,
             threads: 0,
             bsdiff_max: 64 << 20,
-            zref_max: format::MAX_ZREF_BASE,
+            zref_max: 1 << 20,
             base_tar_ranges: true,
         }
     }
@@ -72,6 +73,8 @@ pub struct DeltaStats {
 /// A CHECK op follows this many base-derived pieces or bytes, whichever comes first.
 const CHECK_EVERY_PIECES: u64 = 64;
 const CHECK_EVERY_BYTES: u64 = 16 << 20;
+/// zstd level used to estimate what a file costs stored literally.
+const LITERAL_ESTIMATE_LEVEL: i32 = 3;
 /// Shorter matching stretches are not worth a RANGE op.
 const MIN_RANGE: usize = 512;
 
@@ -343,7 +346,9 @@ fn poisoned() -> DeltaError {
 /// Smallest of: literal (plain zstd in the body), bsdiff+zstd, zstd with the base as prefix.
 fn best_encoding(old: &[u8], new: &[u8], base: usize, opts: &CreateOptions) -> Result<Plan> {
     let level = opts.level;
-    let literal = compress(new, &[], level)?.len();
+    // A fast estimate of the literal cost: the body compresses it harder, so this
+    // only leans towards patches, which are what we want for related files.
+    let literal = compress(new, &[], level.min(LITERAL_ESTIMATE_LEVEL))?.len();
     let mut best: (usize, Plan) = (literal, Plan::Literal);
     // A patch op carries the base reference and lengths besides the payload.
     const OP_OVERHEAD: usize = 12;

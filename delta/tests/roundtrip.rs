@@ -541,3 +541,34 @@ mod props {
         }
     }
 }
+
+mod garbage {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Wraps `ops` in a valid header and zstd body, as the fuzz target does.
+    fn wrap(ops: &[u8], target_size: u64) -> Vec<u8> {
+        let mut v = b"SKFDELTA\x01\x00".to_vec();
+        v.extend_from_slice(&target_size.to_le_bytes());
+        v.extend_from_slice(&[0u8; 32]);
+        v.push(1);
+        v.extend_from_slice(&[0u8; 32]);
+        v.extend_from_slice(&zstd::bulk::compress(ops, 1).unwrap());
+        v
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+        #[test]
+        fn arbitrary_op_streams_fail_cleanly(ops in prop::collection::vec(any::<u8>(), 0..200), size in 0u64..5000) {
+            let base = tar_of(&[E::File("a", random(40, 3000)), E::File("b", random(41, 100))]);
+            let source = TarBase::new(vec![Cursor::new(base)]).unwrap();
+            let mut out = Vec::new();
+            // The digest in the header is zeros, so no input can succeed.
+            let r = apply(&source, &mut wrap(&ops, size).as_slice(), &mut out);
+            prop_assert!(r.is_err());
+            prop_assert!(out.len() as u64 <= size);
+            let _ = inspect(&mut wrap(&ops, size).as_slice());
+        }
+    }
+}
