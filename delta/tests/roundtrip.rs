@@ -572,3 +572,50 @@ mod garbage {
         }
     }
 }
+
+#[test]
+fn applies_from_extracted_layer_directories() {
+    let old = binary(50, 80_000);
+    let mut new = old.clone();
+    new[40_000..40_004].copy_from_slice(b"v2.0");
+    let lower = tar_of(&[
+        E::Dir("usr/"),
+        E::Dir("usr/lib/"),
+        E::File("usr/lib/libz.so.1.2", old),
+        E::File("usr/lib/data", random(51, 20_000)),
+    ]);
+    let upper = tar_of(&[E::Dir("etc/"), E::File("etc/conf", b"a = 1\n".repeat(50))]);
+    let target = tar_of(&[
+        E::Dir("usr/"),
+        E::Dir("usr/lib/"),
+        E::File("usr/lib/libz.so.1.3", new),
+        E::File("usr/lib/data", random(51, 20_000)),
+        E::Dir("etc/"),
+        E::File("etc/conf", b"a = 2\n".repeat(50)),
+        E::File("etc/moved", random(51, 20_000)),
+    ]);
+    let bases = vec![lower, upper];
+    let dir = tempfile::tempdir().unwrap();
+    let roots: Vec<std::path::PathBuf> = (0..bases.len())
+        .map(|i| dir.path().join(format!("{i}/diff")))
+        .collect();
+    for (tar, root) in bases.iter().zip(&roots) {
+        std::fs::create_dir_all(root).unwrap();
+        tar::Archive::new(tar.as_slice()).unpack(root).unwrap();
+    }
+    for ranges in [false, true] {
+        let (delta, stats) = make_with(&bases, &target, ranges);
+        assert!(
+            stats.copied >= 2 && stats.bsdiff + stats.zref >= 1,
+            "{stats:?}"
+        );
+        let tars = bases.clone();
+        let source = skiff_delta::DirBase::new(roots.clone()).with_tar_streams(move |l| {
+            Ok(Box::new(Cursor::new(tars[l].clone())) as Box<dyn std::io::Read>)
+        });
+        let mut out = Vec::new();
+        let applied = apply(&source, &mut &delta[..], &mut out).unwrap();
+        assert!(out == target);
+        assert_eq!(applied.diff_id, sha(&target));
+    }
+}
