@@ -194,6 +194,45 @@ where
     }
 }
 
+/// Runs `produce` (e.g. [`crate::apply`] writing the target tar) on a scoped thread
+/// and `consume` (e.g. a layer extractor reading a tar) on this one, joined by a
+/// bounded in-memory pipe. The consumer only sees a clean end of stream if the
+/// producer succeeded (for apply: the rebuilt tar verified); a producer error reaches
+/// the consumer as a read error. Whatever the consumer leaves unread is drained so the
+/// producer always finishes. Returns both results.
+pub fn pipe<T: Send, U>(
+    produce: impl FnOnce(&mut dyn Write) -> io::Result<T> + Send,
+    consume: impl FnOnce(&mut dyn Read) -> U,
+) -> (io::Result<T>, U) {
+    let (tx, rx) = mpsc::sync_channel::<io::Result<Vec<u8>>>(4);
+    std::thread::scope(|s| {
+        let producer = s.spawn(move || {
+            let mut w = ChunkWriter {
+                tx: tx.clone(),
+                buf: Vec::with_capacity(PIPE_CHUNK),
+            };
+            let result = produce(&mut w).and_then(|v| w.flush().map(|_| v));
+            if let Err(e) = &result {
+                let _ = tx.send(Err(io::Error::new(e.kind(), e.to_string())));
+            }
+            result
+        });
+        let mut reader = ChannelReader {
+            rx,
+            chunk: Vec::new(),
+            pos: 0,
+            done: false,
+        };
+        let consumed = consume(&mut reader);
+        let _ = io::copy(&mut reader, &mut io::sink());
+        drop(reader);
+        let produced = producer
+            .join()
+            .unwrap_or_else(|_| Err(io::Error::other("the producing thread panicked")));
+        (produced, consumed)
+    })
+}
+
 const PIPE_CHUNK: usize = 64 * 1024;
 
 struct ChunkWriter {
@@ -264,6 +303,35 @@ impl Read for ChannelReader {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pipe_passes_data_and_turns_producer_errors_into_read_errors() {
+        let data: Vec<u8> = (0..500_000u32).map(|i| (i % 249) as u8).collect();
+        let (p, c) = pipe(
+            |w| w.write_all(&data).map(|_| 7),
+            |r| {
+                let mut got = Vec::new();
+                r.read_to_end(&mut got).map(|_| got)
+            },
+        );
+        assert_eq!(p.unwrap(), 7);
+        assert_eq!(c.unwrap(), data);
+
+        let (p, c) = pipe(
+            |w| -> io::Result<()> {
+                w.write_all(&data)?;
+                Err(io::Error::other("target does not verify"))
+            },
+            |r| io::copy(r, &mut io::sink()),
+        );
+        assert!(p.is_err());
+        assert!(c.unwrap_err().to_string().contains("does not verify"));
+
+        // A consumer that stops early does not block the producer.
+        let (p, c) = pipe(|w| w.write_all(&data), |r| r.read(&mut [0u8; 10]));
+        assert!(p.is_ok());
+        assert_eq!(c.unwrap(), 10);
+    }
 
     #[test]
     fn reader_from_writer_streams_everything_and_reports_errors() {

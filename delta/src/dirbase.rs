@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use crate::base::{BaseSource, ReadSeek};
 
-type TarOpener<'t> = Box<dyn Fn(usize) -> io::Result<Box<dyn Read + 't>> + 't>;
+type TarOpener<'t> = Box<dyn Fn(usize) -> io::Result<Box<dyn Read + 't>> + Send + Sync + 't>;
 
 /// Base files read from extracted layer directories: `roots[layer]` is the directory
 /// holding the layer's files (e.g. `<layer>/diff`). Paths never leave the root: every
@@ -29,7 +29,7 @@ impl<'t> DirBase<'t> {
     /// [`crate::reader_from_writer`].
     pub fn with_tar_streams(
         mut self,
-        open: impl Fn(usize) -> io::Result<Box<dyn Read + 't>> + 't,
+        open: impl Fn(usize) -> io::Result<Box<dyn Read + 't>> + Send + Sync + 't,
     ) -> Self {
         self.tars = Some(Box::new(open));
         self

@@ -19,7 +19,7 @@ mod matching;
 mod tarscan;
 
 pub use apply::{apply, Applied};
-pub use base::{reader_from_writer, BaseSource, ReadSeek, TarBase};
+pub use base::{pipe, reader_from_writer, BaseSource, ReadSeek, TarBase};
 pub use create::{create, CreateOptions, DeltaStats};
 pub use dirbase::DirBase;
 pub use error::{DeltaError, ErrorKind, Result};

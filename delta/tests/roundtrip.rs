@@ -613,9 +613,19 @@ fn applies_from_extracted_layer_directories() {
         let source = skiff_delta::DirBase::new(roots.clone()).with_tar_streams(move |l| {
             Ok(Box::new(Cursor::new(tars[l].clone())) as Box<dyn std::io::Read>)
         });
-        let mut out = Vec::new();
-        let applied = apply(&source, &mut &delta[..], &mut out).unwrap();
+        // As on a device: apply on one thread, the consumer (here: a tar reader that
+        // keeps the bytes) on another.
+        let (applied, consumed) = skiff_delta::pipe(
+            |w| apply(&source, &mut &delta[..], w).map_err(std::io::Error::other),
+            |r| {
+                let mut bytes = Vec::new();
+                std::io::Read::read_to_end(r, &mut bytes).map(|_| bytes)
+            },
+        );
+        let out = consumed.unwrap();
         assert!(out == target);
-        assert_eq!(applied.diff_id, sha(&target));
+        assert_eq!(applied.unwrap().diff_id, sha(&target));
+        let names = tar::Archive::new(out.as_slice()).entries().unwrap().count();
+        assert_eq!(names, 7);
     }
 }
