@@ -1,0 +1,167 @@
+//! Runs a backend future *inside* a response body, so the body's lifetime is the backend's:
+//! headers go out as soon as there is something to send, every item is flushed as its own
+//! chunk, and a client that disconnects drops the body and with it the backend future.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use futures::Stream;
+use http::{Response, StatusCode};
+use http_body::Frame;
+use http_body_util::{BodyExt, StreamBody};
+use tokio::sync::mpsc;
+
+use crate::error::ApiError;
+use crate::response::{self, Body, BoxError, APPLICATION_JSON};
+use crate::stream::ProgressMessage;
+
+pub(crate) type BackendFuture = Pin<Box<dyn Future<Output = Result<(), ApiError>> + Send>>;
+
+pub(crate) enum Step<T> {
+    Item(T),
+    Done(Result<(), ApiError>),
+}
+
+/// A backend future and the channel it reports through, polled together.
+pub(crate) struct Driven<T> {
+    fut: Option<BackendFuture>,
+    result: Option<Result<(), ApiError>>,
+    rx: mpsc::Receiver<T>,
+}
+
+impl<T> Driven<T> {
+    pub(crate) fn new(fut: BackendFuture, rx: mpsc::Receiver<T>) -> Self {
+        Driven {
+            fut: Some(fut),
+            result: None,
+            rx,
+        }
+    }
+
+    /// Next item (in the order sent), then the backend's result once, then `None`.
+    pub(crate) fn poll_step(&mut self, cx: &mut Context<'_>) -> Poll<Option<Step<T>>> {
+        loop {
+            if let Poll::Ready(Some(item)) = self.rx.poll_recv(cx) {
+                return Poll::Ready(Some(Step::Item(item)));
+            }
+            let Some(fut) = self.fut.as_mut() else { break };
+            match fut.as_mut().poll(cx) {
+                Poll::Ready(res) => {
+                    self.fut = None;
+                    self.result = Some(res);
+                    // drain whatever it sent before returning
+                }
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+        // The backend is done; a clone of its sender may live on elsewhere, so take only
+        // what is already queued instead of waiting for the channel to close.
+        if let Ok(item) = self.rx.try_recv() {
+            return Poll::Ready(Some(Step::Item(item)));
+        }
+        Poll::Ready(self.result.take().map(Step::Done))
+    }
+
+    pub(crate) async fn first(&mut self) -> Option<Step<T>> {
+        std::future::poll_fn(|cx| self.poll_step(cx)).await
+    }
+}
+
+/// JSON-lines encoding of a [`Driven`] progress stream; a late error becomes an error line.
+struct JsonLines {
+    driven: Driven<ProgressMessage>,
+    pending: Option<ProgressMessage>,
+}
+
+impl Stream for JsonLines {
+    type Item = Result<Frame<Bytes>, BoxError>;
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        if let Some(msg) = self.pending.take() {
+            return Poll::Ready(Some(Ok(Frame::data(msg.to_line()))));
+        }
+        match self.driven.poll_step(cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(Some(Step::Item(msg))) => Poll::Ready(Some(Ok(Frame::data(msg.to_line())))),
+            Poll::Ready(Some(Step::Done(Err(e)))) => {
+                tracing::debug!("stream ended with an error: {}", e.message);
+                Poll::Ready(Some(Ok(Frame::data(
+                    ProgressMessage::error(e.message).to_line(),
+                ))))
+            }
+            Poll::Ready(Some(Step::Done(Ok(())))) | Poll::Ready(None) => Poll::Ready(None),
+        }
+    }
+}
+
+/// Raw bytes of a [`Driven`] stream; a late error aborts the body (the client sees a
+/// truncated chunked response, as with dockerd).
+struct RawBytes {
+    driven: Driven<Bytes>,
+    pending: Option<Bytes>,
+}
+
+impl Stream for RawBytes {
+    type Item = Result<Frame<Bytes>, BoxError>;
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        if let Some(chunk) = self.pending.take() {
+            return Poll::Ready(Some(Ok(Frame::data(chunk))));
+        }
+        match self.driven.poll_step(cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(Some(Step::Item(chunk))) => Poll::Ready(Some(Ok(Frame::data(chunk)))),
+            Poll::Ready(Some(Step::Done(Err(e)))) => {
+                tracing::warn!("aborting a streamed body: {}", e.message);
+                Poll::Ready(Some(Err(Box::new(e))))
+            }
+            Poll::Ready(Some(Step::Done(Ok(())))) | Poll::Ready(None) => Poll::Ready(None),
+        }
+    }
+}
+
+/// When the status line of a JSON-lines stream is sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[allow(dead_code)] // `Immediate` is for events/logs, which land with their areas
+pub(crate) enum Start {
+    /// Right away, before any message: for streams that may stay quiet (events).
+    Immediate,
+    /// With the first message, so an error before it still gets a real status (pull, load:
+    /// `docker pull nosuch` must say `Error response from daemon: ...`).
+    FirstMessage,
+}
+
+pub(crate) async fn json_lines(
+    fut: BackendFuture,
+    rx: mpsc::Receiver<ProgressMessage>,
+    start: Start,
+) -> Response<Body> {
+    let mut driven = Driven::new(fut, rx);
+    let pending = match start {
+        Start::Immediate => None,
+        Start::FirstMessage => match driven.first().await {
+            Some(Step::Item(msg)) => Some(msg),
+            Some(Step::Done(Err(e))) => return response::error(&e),
+            Some(Step::Done(Ok(()))) | None => None,
+        },
+    };
+    let body = StreamBody::new(JsonLines { driven, pending });
+    response::with_type(StatusCode::OK, APPLICATION_JSON, body.boxed_unsync())
+}
+
+/// A binary body (e.g. `application/x-tar`); headers wait for the first chunk so an early
+/// failure is answered with its status.
+pub(crate) async fn raw(
+    fut: BackendFuture,
+    rx: mpsc::Receiver<Bytes>,
+    content_type: &'static str,
+) -> Response<Body> {
+    let mut driven = Driven::new(fut, rx);
+    let pending = match driven.first().await {
+        Some(Step::Item(chunk)) => Some(chunk),
+        Some(Step::Done(Err(e))) => return response::error(&e),
+        Some(Step::Done(Ok(()))) | None => None,
+    };
+    let body = StreamBody::new(RawBytes { driven, pending });
+    response::with_type(StatusCode::OK, content_type, body.boxed_unsync())
+}

@@ -1,0 +1,4 @@
+//! One module per API area.
+
+pub(crate) mod images;
+pub(crate) mod system;
