@@ -165,3 +165,94 @@ pub(crate) async fn raw(
     let body = StreamBody::new(RawBytes { driven, pending });
     response::with_type(StatusCode::OK, content_type, body.boxed_unsync())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::BodyExt;
+
+    fn lines(b: &Bytes) -> Vec<serde_json::Value> {
+        b.split(|c| *c == b'\n')
+            .filter(|l| !l.is_empty())
+            .map(|l| serde_json::from_slice(l).unwrap())
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn keeps_order_and_drains_messages_sent_just_before_the_end() {
+        let (progress, rx) = crate::stream::Progress::channel();
+        let keep_alive = progress.clone(); // a sender outliving the backend must not hang the body
+        let fut: BackendFuture = Box::pin(async move {
+            for i in 0..5 {
+                progress.status(format!("m{i}"), None).await?;
+            }
+            Err(ApiError::internal("boom"))
+        });
+        let resp = json_lines(fut, rx, Start::FirstMessage).await;
+        assert_eq!(resp.status(), StatusCode::OK);
+        let body = resp.into_body().collect().await.unwrap().to_bytes();
+        let l = lines(&body);
+        let statuses: Vec<_> = l[..5]
+            .iter()
+            .map(|m| m["status"].as_str().unwrap().to_string())
+            .collect();
+        assert_eq!(statuses, ["m0", "m1", "m2", "m3", "m4"]);
+        assert_eq!(
+            l[5],
+            serde_json::json!({"errorDetail": {"message": "boom"}, "error": "boom"})
+        );
+        assert_eq!(l.len(), 6);
+        drop(keep_alive);
+    }
+
+    #[tokio::test]
+    async fn immediate_start_answers_before_any_message_and_first_message_waits() {
+        let (_progress, rx) = crate::stream::Progress::channel();
+        let fut: BackendFuture = Box::pin(std::future::pending());
+        let resp = tokio::time::timeout(
+            std::time::Duration::from_secs(5),
+            json_lines(fut, rx, Start::Immediate),
+        )
+        .await
+        .expect("headers must not wait for a message");
+        assert_eq!(resp.status(), StatusCode::OK);
+
+        let (_progress, rx) = crate::stream::Progress::channel();
+        let fut: BackendFuture = Box::pin(std::future::pending());
+        let waited = tokio::time::timeout(
+            std::time::Duration::from_millis(100),
+            json_lines(fut, rx, Start::FirstMessage),
+        )
+        .await;
+        assert!(
+            waited.is_err(),
+            "FirstMessage must hold the status until there is something to say"
+        );
+
+        let (_progress, rx) = crate::stream::Progress::channel();
+        let fut: BackendFuture = Box::pin(async { Err(ApiError::not_found("no such image: x")) });
+        let resp = json_lines(fut, rx, Start::FirstMessage).await;
+        assert_eq!(resp.status(), StatusCode::NOT_FOUND);
+    }
+
+    #[tokio::test]
+    async fn raw_body_ends_cleanly_or_fails_on_a_late_error() {
+        for (fail, want_ok) in [(false, true), (true, false)] {
+            let (mut out, rx) = crate::stream::TarWriter::channel();
+            let fut: BackendFuture = Box::pin(async move {
+                out.send(Bytes::from_static(b"abc")).await?;
+                if fail {
+                    return Err(ApiError::internal("read error"));
+                }
+                Ok(())
+            });
+            let resp = raw(fut, rx, "application/x-tar").await;
+            assert_eq!(resp.status(), StatusCode::OK);
+            let body = resp.into_body().collect().await;
+            assert_eq!(body.is_ok(), want_ok);
+            if let Ok(b) = body {
+                assert_eq!(b.to_bytes(), "abc");
+            }
+        }
+    }
+}

@@ -8,6 +8,7 @@ mod drive;
 pub mod error;
 pub mod filters;
 pub mod query;
+pub mod request;
 pub mod response;
 mod router;
 mod routes;

@@ -51,6 +51,10 @@ pub(crate) fn match_route(method: &Method, path: &str) -> Matched<ImageRoute> {
             return Matched::Found(route);
         }
     }
+    // endpoints of this area that are not served yet: a plain 404, not a misleading 405
+    if rest == "search" || (rest.ends_with("/push") && *method == Method::POST) {
+        return Matched::NotFound;
+    }
     // dockerd's `DELETE /images/{name:.*}` takes any path, so every other path exists
     if *method == Method::DELETE {
         return Matched::Found(ImageRoute::Remove(rest.to_string()));
