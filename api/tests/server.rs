@@ -842,6 +842,50 @@ async fn real_docker_cli_completes_the_handshake() {
         "busybox:latest 1111"
     );
 
+    // the CLI decodes /info, /system/df and image inspect into its own types: any field of
+    // the wrong type fails here
+    let checks: [(&[&str], &str); 4] = [
+        (
+            &[
+                "info",
+                "--format",
+                "{{.ServerVersion}} {{.Driver}} {{.Swarm.LocalNodeState}}",
+            ],
+            "0.1.0-test overlay2 inactive",
+        ),
+        (
+            &["system", "df", "--format", "{{.Type}}"],
+            "Images\nContainers\nLocal Volumes\nBuild Cache",
+        ),
+        (
+            &[
+                "image",
+                "inspect",
+                "--format",
+                "{{index .RepoTags 0}} {{.Size}}",
+                "127.0.0.1:5000/foo/bar:1",
+            ],
+            "127.0.0.1:5000/foo/bar:1 9",
+        ),
+        (&["tag", "busybox", "127.0.0.1:5000/x:2"], ""),
+    ];
+    for (args, want) in checks {
+        let (sock, cfg) = (s.sock.clone(), config.path().to_path_buf());
+        let out = tokio::task::spawn_blocking(move || docker(&sock, &cfg, args))
+            .await
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "docker {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout).trim(),
+            want,
+            "docker {args:?}"
+        );
+    }
+
     let (sock, cfg) = (s.sock.clone(), config.path().to_path_buf());
     let out = tokio::task::spawn_blocking(move || docker(&sock, &cfg, &["pull", "denied"]))
         .await
