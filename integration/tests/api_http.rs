@@ -1,0 +1,236 @@
+//! The API handshake and error shapes by raw HTTP on the daemon's socket, plus
+//! registry authentication (docker login, X-Registry-Auth).
+
+mod common;
+
+use base64::Engine as _;
+use common::*;
+use skiff_integration::{test_images, Daemon, DaemonOptions, Registry, Response};
+
+fn header<'a>(r: &'a Response, name: &str) -> &'a str {
+    r.header(name)
+        .unwrap_or_else(|| panic!("no {name} header in {:?}", r.headers))
+}
+
+fn assert_common_headers(r: &Response) {
+    let api = header(r, "Api-Version");
+    let (major, minor) = api.split_once('.').unwrap();
+    assert_eq!(major, "1");
+    assert!(minor.parse::<u32>().unwrap() >= 47, "Api-Version {api}");
+    assert_eq!(header(r, "Ostype"), "linux");
+    let server = header(r, "Server");
+    assert!(
+        server.starts_with("skiff/") && server.ends_with("(linux)"),
+        "Server: {server}"
+    );
+}
+
+#[test]
+fn ping_headers_and_versions() {
+    let registry = Registry::start().unwrap();
+    let d = Daemon::start(DaemonOptions::with_registry(&registry)).unwrap();
+    for path in ["/_ping", "/v1.24/_ping", "/v1.44/_ping"] {
+        let head = d.http("HEAD", path, None).unwrap();
+        assert_eq!(head.status, 200, "HEAD {path}");
+        assert_common_headers(&head);
+        assert_eq!(header(&head, "Content-Length"), "0");
+        assert_eq!(
+            header(&head, "Cache-Control"),
+            "no-cache, no-store, must-revalidate"
+        );
+        assert_eq!(header(&head, "Pragma"), "no-cache");
+        assert_eq!(header(&head, "Swarm"), "inactive");
+        assert!(head.header("Docker-Experimental").is_some());
+        assert!(head.header("Builder-Version").is_some());
+
+        let get = d.http("GET", path, None).unwrap();
+        assert_eq!(get.status, 200, "GET {path}");
+        assert_eq!(get.text(), "OK");
+        assert_common_headers(&get);
+        assert_eq!(
+            header(&get, "Cache-Control"),
+            "no-cache, no-store, must-revalidate"
+        );
+        assert_eq!(header(&get, "Pragma"), "no-cache");
+    }
+    // every response carries the version headers, errors too
+    for path in ["/version", "/v1.41/version", "/v1.47/version"] {
+        let r = d.http("GET", path, None).unwrap();
+        assert_eq!(r.status, 200, "{path}: {}", r.text());
+        assert_common_headers(&r);
+        let v = r.json().unwrap();
+        assert!(v["ApiVersion"].is_string(), "{v}");
+        assert_eq!(v["MinAPIVersion"], "1.24", "{v}");
+        assert_eq!(v["Os"], "linux");
+    }
+    let too_new = d.http("GET", "/v1.99/version", None).unwrap();
+    assert_eq!(too_new.status, 400);
+    assert_common_headers(&too_new);
+    let msg = too_new.json().unwrap()["message"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        msg.starts_with("client version 1.99 is too new. Maximum supported API version is"),
+        "{msg}"
+    );
+    let too_old = d.http("GET", "/v1.12/version", None).unwrap();
+    assert_eq!(too_old.status, 400);
+    let msg = too_old.json().unwrap()["message"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        msg.starts_with("client version 1.12 is too old. Minimum supported API version is 1.24"),
+        "{msg}"
+    );
+
+    // unknown paths and missing images: 404 with a JSON message
+    for path in ["/nope", "/v1.44/nope/deeper", "/images/nope:never/json"] {
+        let r = d.http("GET", path, None).unwrap();
+        assert_eq!(r.status, 404, "{path}");
+        assert_common_headers(&r);
+        assert!(
+            header(&r, "Content-Type").starts_with("application/json"),
+            "{path}"
+        );
+        let msg = r.json().unwrap()["message"].as_str().unwrap().to_string();
+        assert!(!msg.is_empty(), "{path}");
+    }
+    let r = d.http("GET", "/images/nope:never/json", None).unwrap();
+    assert!(
+        r.json().unwrap()["message"]
+            .as_str()
+            .unwrap()
+            .contains("No such image: nope:never"),
+        "{}",
+        r.text()
+    );
+
+    // the CLI negotiates and works
+    let out = d
+        .docker_ok(&[
+            "version",
+            "--format",
+            "{{.Server.APIVersion}} {{.Server.Os}}",
+        ])
+        .unwrap();
+    assert!(out.trim().ends_with(" linux"), "{out}");
+    assert!(out.starts_with("1."), "{out}");
+}
+
+#[test]
+fn image_inspect_is_shaped_by_api_version() {
+    let e = env();
+    let r = e.refs["single"].clone();
+    e.daemon.docker_ok(&["pull", &r]).unwrap();
+    let old = e
+        .daemon
+        .http("GET", &format!("/v1.43/images/{r}/json"), None)
+        .unwrap();
+    assert_eq!(old.status, 200, "{}", old.text());
+    let old = old.json().unwrap();
+    assert!(old["VirtualSize"].is_u64(), "{old}");
+    assert_eq!(old["VirtualSize"], old["Size"]);
+    let new = e
+        .daemon
+        .http("GET", &format!("/v1.44/images/{r}/json"), None)
+        .unwrap()
+        .json()
+        .unwrap();
+    assert!(new.get("VirtualSize").is_none(), "{new}");
+    assert_eq!(new["Id"], old["Id"]);
+    // unversioned means the daemon's own (newest) version
+    let plain = e
+        .daemon
+        .http("GET", &format!("/images/{r}/json"), None)
+        .unwrap()
+        .json()
+        .unwrap();
+    assert!(plain.get("VirtualSize").is_none(), "{plain}");
+    let list = e
+        .daemon
+        .http("GET", "/v1.43/images/json", None)
+        .unwrap()
+        .json()
+        .unwrap();
+    assert!(list[0]["VirtualSize"].is_u64(), "{list}");
+}
+
+fn registry_auth(registry: &Registry, user: &str, pass: &str) -> String {
+    let json = serde_json::json!({"username": user, "password": pass,
+        "serveraddress": registry.host_port()});
+    base64::engine::general_purpose::URL_SAFE.encode(json.to_string())
+}
+
+/// A pull failed when the status says so or the JSON-lines stream carries an error.
+fn pull_failed(resp: &Response) -> bool {
+    resp.status >= 400
+        || resp
+            .json_lines()
+            .map(|l| {
+                l.iter()
+                    .any(|v| v.get("error").is_some() || v.get("errorDetail").is_some())
+            })
+            .unwrap_or(true)
+}
+
+#[test]
+fn x_registry_auth_decides_and_garbage_is_refused() {
+    let imgs = test_images().unwrap();
+    let registry = Registry::start_with_auth("skiff", "s3cret").unwrap();
+    imgs.push(&registry).unwrap();
+    let daemon = Daemon::start(DaemonOptions::with_registry(&registry)).unwrap();
+    let image = format!("{}/skiff-test/single", registry.host_port());
+    let path = format!("/images/create?fromImage={image}&tag=latest");
+
+    let none = daemon.http("POST", &path, None).unwrap();
+    assert!(
+        pull_failed(&none),
+        "pull without credentials: {}",
+        none.text()
+    );
+    let wrong = daemon
+        .http_with_headers(
+            "POST",
+            &path,
+            &[(
+                "X-Registry-Auth",
+                &registry_auth(&registry, "skiff", "wrong"),
+            )],
+            None,
+        )
+        .unwrap();
+    assert!(
+        pull_failed(&wrong),
+        "pull with a wrong password: {}",
+        wrong.text()
+    );
+    let text = wrong.text().to_lowercase();
+    assert!(
+        text.contains("unauthorized") || text.contains("authentication"),
+        "{}",
+        wrong.text()
+    );
+    for garbage in ["%%%not-base64%%%", "bm90IGpzb24", "e30K-but-not"] {
+        let r = daemon
+            .http_with_headers("POST", &path, &[("X-Registry-Auth", garbage)], None)
+            .unwrap();
+        assert_eq!(r.status, 400, "X-Registry-Auth {garbage:?}: {}", r.text());
+        assert!(r.json().unwrap()["message"].is_string());
+    }
+    assert!(listed(&daemon).is_empty());
+    let good = daemon
+        .http_with_headers(
+            "POST",
+            &path,
+            &[(
+                "X-Registry-Auth",
+                &registry_auth(&registry, "skiff", "s3cret"),
+            )],
+            None,
+        )
+        .unwrap();
+    assert!(!pull_failed(&good), "{}", good.text());
+    assert!(inspect(&daemon, &format!("{image}:latest")).is_some());
+}

@@ -1,0 +1,151 @@
+//! Daemon life cycle: one daemon per data root, stale sockets, SIGTERM, pid file and the
+//! daemon.json config file.
+
+mod common;
+
+use std::os::unix::net::UnixListener;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::*;
+use skiff_integration::{
+    process, skiff_binary, test_images, Daemon, DaemonOptions, HarnessError, Registry,
+};
+
+#[test]
+fn a_second_daemon_on_the_same_data_root_fails_fast() {
+    let registry = Registry::start().unwrap();
+    let first = Daemon::start(DaemonOptions::with_registry(&registry)).unwrap();
+    let other = tempfile::Builder::new()
+        .prefix("skiff-2nd-")
+        .tempdir_in("/tmp")
+        .unwrap();
+    let socket = other.path().join("s.sock");
+    let mut cmd = Command::new(skiff_binary());
+    cmd.arg("daemon")
+        .arg("--data-root")
+        .arg(first.data_root())
+        .arg("--exec-root")
+        .arg(other.path().join("exec"))
+        .arg("-H")
+        .arg(format!("unix://{}", socket.display()));
+    let started = Instant::now();
+    let out = process::run(cmd, None, Duration::from_secs(30)).unwrap();
+    assert!(!out.status.success(), "the second daemon started");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "took {:?} to give up",
+        started.elapsed()
+    );
+    let err = format!("{}{}", stderr(&out), stdout(&out));
+    let root = first.data_root().display().to_string();
+    assert!(
+        err.contains(&root),
+        "message does not name the data root: {err}"
+    );
+    assert!(
+        err.contains("another") || err.contains("in use") || err.contains("lock"),
+        "unclear message: {err}"
+    );
+    assert!(!socket.exists(), "the loser left a socket behind");
+    // the first one is undisturbed
+    assert!(first.is_running());
+    assert_eq!(first.http("GET", "/_ping", None).unwrap().status, 200);
+    assert!(first.socket_path().exists());
+}
+
+#[test]
+fn sigterm_stops_cleanly_and_a_stale_socket_is_replaced() {
+    let registry = Registry::start().unwrap();
+    let pid_dir = tempfile::tempdir().unwrap();
+    let pidfile = pid_dir.path().join("skiff.pid");
+    let mut opts = DaemonOptions::with_registry(&registry);
+    opts.args = vec!["--pidfile".into(), pidfile.display().to_string()];
+    let mut d = Daemon::start(opts).unwrap();
+    let pid = std::fs::read_to_string(&pidfile).unwrap();
+    assert_eq!(pid.trim(), d.pid().unwrap().to_string());
+
+    let status = d.stop().unwrap();
+    assert_eq!(status.code(), Some(0), "exit status {status}");
+    assert!(!d.socket_path().exists(), "socket left after SIGTERM");
+    assert!(!pidfile.exists(), "pid file left after SIGTERM");
+
+    // a socket file nobody listens on (as after a crash) is replaced
+    drop(UnixListener::bind(d.socket_path()).unwrap());
+    assert!(d.socket_path().exists());
+    d.restart().unwrap();
+    assert_eq!(d.http("GET", "/_ping", None).unwrap().status, 200);
+
+    // after SIGKILL too
+    d.kill().unwrap();
+    assert!(d.socket_path().exists());
+    d.restart().unwrap();
+    assert_eq!(d.http("GET", "/_ping", None).unwrap().status, 200);
+    let status = d.stop().unwrap();
+    assert_eq!(status.code(), Some(0));
+    assert_check_clean_stopped(&d, "after restarts");
+}
+
+#[test]
+fn config_file_keys_apply_and_unknown_keys_are_refused() {
+    let imgs = test_images().unwrap();
+    let registry = Registry::start().unwrap();
+    imgs.push(&registry).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let pidfile = dir.path().join("from-config.pid");
+    let good = dir.path().join("daemon.json");
+    std::fs::write(
+        &good,
+        serde_json::json!({
+            "insecure-registries": [registry.host_port()],
+            "max-concurrent-downloads": 2,
+            "pidfile": pidfile,
+            "log-level": "debug",
+            "live-restore": true,
+        })
+        .to_string(),
+    )
+    .unwrap();
+    // no --insecure-registry flag: only the file allows plain HTTP to the registry
+    let d = Daemon::start(DaemonOptions {
+        args: vec!["--config-file".into(), good.display().to_string()],
+        ..DaemonOptions::default()
+    })
+    .unwrap();
+    assert_eq!(
+        std::fs::read_to_string(&pidfile).unwrap().trim(),
+        d.pid().unwrap().to_string()
+    );
+    let r = format!("{}/skiff-test/single:latest", registry.host_port());
+    d.docker_ok(&["pull", &r]).unwrap();
+    assert!(inspect(&d, &r).is_some());
+    drop(d);
+
+    let bad = dir.path().join("bad.json");
+    std::fs::write(&bad, r#"{"data-root": "/tmp/x", "no-such-key": true}"#).unwrap();
+    let err = Daemon::start(DaemonOptions {
+        args: vec!["--config-file".into(), bad.display().to_string()],
+        start_timeout: Some(Duration::from_secs(15)),
+        ..DaemonOptions::default()
+    })
+    .err()
+    .expect("a config file with an unknown key was accepted");
+    assert!(matches!(err, HarnessError::NotReady { .. }), "{err}");
+    let msg = err.to_string();
+    assert!(msg.contains("exited"), "{msg}");
+    assert!(
+        msg.contains("no-such-key"),
+        "message does not name the key: {msg}"
+    );
+
+    let broken = dir.path().join("broken.json");
+    std::fs::write(&broken, "{ not json").unwrap();
+    let err = Daemon::start(DaemonOptions {
+        args: vec!["--config-file".into(), broken.display().to_string()],
+        start_timeout: Some(Duration::from_secs(15)),
+        ..DaemonOptions::default()
+    })
+    .err()
+    .expect("a broken config file was accepted");
+    assert!(err.to_string().contains("broken.json"), "{err}");
+}
