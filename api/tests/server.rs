@@ -886,6 +886,36 @@ async fn real_docker_cli_completes_the_handshake() {
         );
     }
 
+    // save writes the tar body as is; load streams it back and prints the JSON lines
+    let tar = config.path().join("img.tar");
+    let tar_arg = tar.to_str().unwrap().to_string();
+    let (sock, cfg) = (s.sock.clone(), config.path().to_path_buf());
+    let out = tokio::task::spawn_blocking(move || {
+        docker(&sock, &cfg, &["save", "-o", &tar_arg, "a/b:1"])
+    })
+    .await
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "docker save failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(std::fs::read(&tar).unwrap(), b"tar:a/b:1;end");
+    let tar_arg = tar.to_str().unwrap().to_string();
+    let (sock, cfg) = (s.sock.clone(), config.path().to_path_buf());
+    let out = tokio::task::spawn_blocking(move || docker(&sock, &cfg, &["load", "-i", &tar_arg]))
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "docker load failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "Loaded image: tar:a/b:1;end quiet=false"
+    );
+
     let (sock, cfg) = (s.sock.clone(), config.path().to_path_buf());
     let out = tokio::task::spawn_blocking(move || docker(&sock, &cfg, &["pull", "denied"]))
         .await
