@@ -913,7 +913,7 @@ async fn real_docker_cli_completes_the_handshake() {
     );
     assert_eq!(
         String::from_utf8_lossy(&out.stdout).trim(),
-        "Loaded image: tar:a/b:1;end quiet=false"
+        "Loaded image: tar:a/b:1;end quiet=true" // no TTY: the CLI asks for quiet
     );
 
     let (sock, cfg) = (s.sock.clone(), config.path().to_path_buf());
