@@ -117,6 +117,10 @@ fn ping_headers_and_versions() {
         .unwrap();
     assert!(out.trim().ends_with(" linux"), "{out}");
     assert!(out.starts_with("1."), "{out}");
+    let out = d
+        .docker_ok(&["info", "--format", "{{.Images}} {{.OSType}}"])
+        .unwrap();
+    assert_eq!(out.trim(), "0 linux");
 }
 
 #[test]

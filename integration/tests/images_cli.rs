@@ -557,3 +557,141 @@ fn zstd_layer_is_decompressed_into_the_store() {
         Path::new("busybox")
     );
 }
+
+#[test]
+fn concurrent_pulls_of_one_image_all_succeed() {
+    let mut e = env();
+    let imgs = test_images().unwrap();
+    let r = e.refs["multi"].clone();
+    let clients: Vec<_> = (0..3)
+        .map(|_| {
+            e.daemon
+                .docker_command(&["pull", &r])
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for c in clients {
+        let out = c.wait_with_output().unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+        assert!(
+            stdout(&out).contains(&imgs.digest("multi").unwrap()),
+            "{}",
+            stdout(&out)
+        );
+    }
+    assert_eq!(
+        listed(&e.daemon),
+        vec![format!("{r} {}", image_id(imgs, "multi", "amd64"))]
+    );
+    assert_eq!(layer_dirs(&e.daemon).len(), 4);
+    assert!(tmp_entries(&e.daemon).is_empty());
+    assert_check_clean(&mut e.daemon);
+}
+
+/// The agent's way to pull by digest (`tag=sha256:…`), its progress stream, and lookups by
+/// ID, short ID and digest.
+#[test]
+fn raw_pull_by_digest_tag_and_lookups() {
+    let e = env();
+    let imgs = test_images().unwrap();
+    let repo = repo_of(&e.refs["single"]);
+    let digest = imgs.digest("single").unwrap();
+    let resp = e
+        .daemon
+        .http(
+            "POST",
+            &format!("/images/create?fromImage={repo}&tag={digest}"),
+            None,
+        )
+        .unwrap();
+    assert_eq!(resp.status, 200, "{}", resp.text());
+    assert!(
+        resp.header("Content-Type")
+            .unwrap()
+            .starts_with("application/json"),
+        "{:?}",
+        resp.headers
+    );
+    let lines = resp.json_lines().unwrap();
+    assert!(
+        lines.iter().all(|l| l.get("error").is_none()),
+        "{}",
+        resp.text()
+    );
+    assert!(
+        lines.iter().any(|l| l["aux"]["Digest"] == digest.as_str()),
+        "no aux.Digest: {}",
+        resp.text()
+    );
+    assert!(
+        lines.iter().any(|l| l["status"] == "Pull complete"),
+        "{}",
+        resp.text()
+    );
+    let id = image_id(imgs, "single", "amd64");
+    let by_digest = format!("{repo}@{digest}");
+    for name in [
+        &id,
+        &id["sha256:".len()..],
+        &id["sha256:".len().."sha256:".len() + 12],
+        &by_digest,
+    ] {
+        let v = inspect(&e.daemon, name).unwrap_or_else(|| panic!("inspect {name}"));
+        assert_eq!(v["Id"], id, "{name}");
+    }
+    // legacy filter format {"k":{"v":true}}
+    let resp = e
+        .daemon
+        .http(
+            "GET",
+            "/images/json?filters=%7B%22dangling%22%3A%7B%22true%22%3Atrue%7D%7D",
+            None,
+        )
+        .unwrap();
+    assert_eq!(resp.status, 200, "{}", resp.text());
+    let ids: Vec<Value> = resp
+        .json()
+        .unwrap()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["Id"].clone())
+        .collect();
+    assert_eq!(ids, vec![json!(id)]);
+    // an invalid new name is a 400 that says why
+    let resp = e
+        .daemon
+        .http(
+            "POST",
+            &format!("/images/{id}/tag?repo=Bad/Name&tag=x"),
+            None,
+        )
+        .unwrap();
+    assert_eq!(resp.status, 400, "{}", resp.text());
+    assert!(resp.text().contains("lowercase"), "{}", resp.text());
+    // rmi by digest removes the digest-only image
+    let out = e.daemon.docker_ok(&["rmi", &by_digest]).unwrap();
+    assert!(out.contains(&format!("Deleted: {id}")), "{out}");
+    assert!(listed(&e.daemon).is_empty());
+}
+
+#[test]
+fn unreachable_registry_is_a_clear_error() {
+    let e = env();
+    // a port nobody listens on
+    let port = skiff_integration::free_port().unwrap();
+    let r = format!("127.0.0.1:{port}/nothing/here:1");
+    let out = e.daemon.docker(&["pull", &r]).unwrap();
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains(&format!("127.0.0.1:{port}")) && err.contains("refused"),
+        "{err}"
+    );
+    assert_eq!(e.daemon.http("GET", "/_ping", None).unwrap().status, 200);
+    assert!(listed(&e.daemon).is_empty());
+    assert!(tmp_entries(&e.daemon).is_empty());
+}
