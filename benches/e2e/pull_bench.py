@@ -141,6 +141,13 @@ class Cgroup:
         with open(os.path.join(self.path, "cpuacct.usage")) as f:
             return int(f.read())
 
+    def cpu_user_sys_ns(self):
+        out = []
+        for f in ("cpuacct.usage_user", "cpuacct.usage_sys"):
+            with open(os.path.join(self.path, f)) as fh:
+                out.append(int(fh.read()))
+        return out
+
     def remove(self):
         for _ in range(100):
             try:
@@ -151,6 +158,28 @@ class Cgroup:
             except OSError:
                 time.sleep(0.05)  # zombies still listed; they go once reaped
         log(f"note: cgroup {self.path} still busy; left in place")
+
+
+def threads_cpu(pids):
+    """CPU seconds (utime+stime since start) per thread name, summed over PIDS: shows
+    where an engine's CPU goes (decompression, hashing, runtime workers)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    out = {}
+    for pid in pids:
+        try:
+            tids = os.listdir(f"/proc/{pid}/task")
+        except FileNotFoundError:
+            continue
+        for tid in tids:
+            try:
+                with open(f"/proc/{pid}/task/{tid}/stat") as f:
+                    head, _, rest = f.read().rpartition(")")
+                name = f"{comm(pid)}/{head.split('(', 1)[1]}"
+                fields = rest.split()
+                out[name] = out.get(name, 0) + (int(fields[11]) + int(fields[12])) / tick
+            except (FileNotFoundError, ProcessLookupError, IndexError, ValueError):
+                continue
+    return dict(sorted(out.items(), key=lambda kv: -kv[1])[:8])
 
 
 def ppid(pid):
@@ -389,6 +418,7 @@ def run_one(engine, rnd, args, summary):
 
         baseline = {p: written(p) or 0 for p in pids}
         cpu0 = cg.cpu_ns()
+        us0 = cg.cpu_user_sys_ns()
         sampler = Sampler(cg, baseline)
         sampler.start()
         t1 = time.perf_counter()
@@ -397,6 +427,10 @@ def run_one(engine, rnd, args, summary):
         res["pull_wall_s"] = time.perf_counter() - t1
         res["pull_written_bytes"] = sampler.finish()
         res["pull_cpu_s"] = (cg.cpu_ns() - cpu0) / 1e9
+        us1 = cg.cpu_user_sys_ns()
+        res["pull_cpu_user_s"] = (us1[0] - us0[0]) / 1e9
+        res["pull_cpu_sys_s"] = (us1[1] - us0[1]) / 1e9
+        res["threads_cpu_s"] = threads_cpu(cg.pids())
         res["peak_rss_mib"] = sampler.peak_rss / MIB
         res["hwm_sum_mib"] = sum(hwm(p) for p in cg.pids()) / MIB
         if pull.returncode != 0:
@@ -485,6 +519,8 @@ ROWS = [
     ("idle PSS (MiB)", "idle_pss_mib", "{:.1f}"),
     ("pull wall time (s)", "pull_wall_s", "{:.2f}"),
     ("pull CPU time (s)", "pull_cpu_s", "{:.2f}"),
+    ("  of it user (s)", "pull_cpu_user_s", "{:.2f}"),
+    ("  of it system (s)", "pull_cpu_sys_s", "{:.2f}"),
     ("bytes written (MB)", "pull_written_mb", "{:.1f}"),
     ("written / uncompressed", "write_ratio", "{:.3f}"),
     ("peak RSS in pull (MiB)", "peak_rss_mib", "{:.1f}"),

@@ -113,8 +113,13 @@ pub fn generate_layer(target_tar_size: u64, seed: u64) -> io::Result<GeneratedLa
         }
         let dir = &dirs[rng.gen_range(0..dirs.len())];
         let path = format!("{dir}/f{files}");
-        // Mostly small files, a few large ones: log-uniform between 64 B and 2 MiB.
-        let size = (2f64.powf(rng.gen_range(6.0..21.0))) as usize;
+        // Like a Debian rootfs (~37 KB per file on average): log-uniform between 64 B and
+        // 256 KiB, and one file in a hundred between 1 and 4 MiB (libraries, archives).
+        let size = if rng.gen_ratio(1, 100) {
+            rng.gen_range(1 << 20..4 << 20)
+        } else {
+            (2f64.powf(rng.gen_range(6.0..18.0))) as usize
+        };
         fill(&mut rng, &mut content, size);
         let mode = if rng.gen_bool(0.2) { 0o755 } else { 0o644 };
         let mut header = new_header(tar::EntryType::Regular, mode, size as u64);

@@ -49,7 +49,8 @@ fn size_is_close_to_target_and_compression_is_realistic() {
         }
     }
     assert_eq!(regular, l.files);
-    assert!(l.files > 5, "only {} files", l.files);
+    // Rootfs-like: many small files, not a few big ones.
+    assert!(l.files > 40, "only {} files", l.files);
 }
 
 #[test]
