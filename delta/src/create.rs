@@ -75,6 +75,8 @@ const CHECK_EVERY_PIECES: u64 = 64;
 const CHECK_EVERY_BYTES: u64 = 16 << 20;
 /// zstd level used to estimate what a file costs stored literally.
 const LITERAL_ESTIMATE_LEVEL: i32 = 3;
+/// zstd level at which patch candidates are compared.
+const TRIAL_LEVEL: i32 = 9;
 /// Shorter matching stretches are not worth a RANGE op.
 const MIN_RANGE: usize = 512;
 
@@ -343,44 +345,69 @@ fn poisoned() -> DeltaError {
     DeltaError::InvalidInput("an encoder thread failed".into())
 }
 
-/// Smallest of: literal (plain zstd in the body), bsdiff+zstd, zstd with the base as prefix.
+/// Smallest of: literal (plain zstd in the body), bsdiff+zstd, zstd with the base as
+/// prefix. Candidates are compared at a fast level; only the winner is compressed at
+/// the requested level (high zstd levels cost ~40x more and rarely change the order).
 fn best_encoding(old: &[u8], new: &[u8], base: usize, opts: &CreateOptions) -> Result<Plan> {
-    let level = opts.level;
-    // A fast estimate of the literal cost: the body compresses it harder, so this
-    // only leans towards patches, which are what we want for related files.
-    let literal = compress(new, &[], level.min(LITERAL_ESTIMATE_LEVEL))?.len();
-    let mut best: (usize, Plan) = (literal, Plan::Literal);
+    let trial = opts.level.min(TRIAL_LEVEL);
+    // The body compresses literal content harder than this estimate, so it only leans
+    // towards patches, which are what we want for related files.
+    let literal = compress(new, &[], opts.level.min(LITERAL_ESTIMATE_LEVEL))?.len();
+    let mut best = (literal, Candidate::Literal);
     // A patch op carries the base reference and lengths besides the payload.
     const OP_OVERHEAD: usize = 12;
     if (old.len() as u64) <= opts.zref_max.min(format::MAX_ZREF_BASE) {
-        let payload = compress(new, old, level)?;
+        let payload = compress(new, old, trial)?;
         if payload.len() + OP_OVERHEAD < best.0 {
-            best = (
-                payload.len() + OP_OVERHEAD,
-                Plan::Patch {
-                    base,
-                    op: op::ZREF,
-                    payload,
-                },
-            );
+            best = (payload.len() + OP_OVERHEAD, Candidate::Zref(payload));
         }
     }
     if (old.len() as u64) <= opts.bsdiff_max && (new.len() as u64) <= opts.bsdiff_max {
         let mut patch = Vec::new();
         bsdiff::diff(old, new, &mut patch).map_err(DeltaError::io("computing a bsdiff patch"))?;
-        let payload = compress(&patch, &[], level)?;
+        let payload = compress(&patch, &[], trial)?;
         if payload.len() + OP_OVERHEAD < best.0 {
             best = (
                 payload.len() + OP_OVERHEAD,
-                Plan::Patch {
-                    base,
-                    op: op::BSDIFF,
-                    payload,
-                },
+                Candidate::Bsdiff(payload, patch),
             );
         }
     }
-    Ok(best.1)
+    let final_level = opts.level > trial;
+    Ok(match best.1 {
+        Candidate::Literal => Plan::Literal,
+        Candidate::Zref(payload) => {
+            let payload = if final_level {
+                compress(new, old, opts.level)?
+            } else {
+                payload
+            };
+            Plan::Patch {
+                base,
+                op: op::ZREF,
+                payload,
+            }
+        }
+        Candidate::Bsdiff(payload, patch) => {
+            let payload = if final_level {
+                compress(&patch, &[], opts.level)?
+            } else {
+                payload
+            };
+            Plan::Patch {
+                base,
+                op: op::BSDIFF,
+                payload,
+            }
+        }
+    })
+}
+
+enum Candidate {
+    Literal,
+    Zref(Vec<u8>),
+    /// Compressed payload and the raw patch (to recompress at the final level).
+    Bsdiff(Vec<u8>, Vec<u8>),
 }
 
 /// One zstd frame with content size, without checksum (the delta verifies the output),
