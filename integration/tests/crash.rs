@@ -92,10 +92,16 @@ fn sigkill_during_pulls_leaves_whole_images_or_none() {
             let _ = process::terminate(c, Duration::from_secs(5));
         }
         let what = format!("iteration {i} (SKIFF_CRASH_SEED={seed}, kill after {delay:?})");
-        assert_check_clean_stopped(&e.daemon, &what);
+        // read the store as the kill left it: recovery would hide a bad commit order
+        let problems = store_invariants(&e.daemon);
+        assert!(problems.is_empty(), "{what}: {problems:#?}");
         e.daemon.restart().unwrap();
         let tmp = tmp_entries(&e.daemon);
         assert!(tmp.is_empty(), "{what}: tmp/ not emptied on start: {tmp:?}");
+        let status = e.daemon.stop().unwrap();
+        assert!(status.success(), "{what}: daemon exited with {status}");
+        assert_check_clean_stopped(&e.daemon, &what);
+        e.daemon.restart().unwrap();
         for n in NAMES {
             if assert_whole_or_absent(&e.daemon, n, &e.refs[n], &what) {
                 whole += 1;

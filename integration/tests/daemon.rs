@@ -149,3 +149,24 @@ fn config_file_keys_apply_and_unknown_keys_are_refused() {
     .expect("a broken config file was accepted");
     assert!(err.to_string().contains("broken.json"), "{err}");
 }
+
+/// The crash test reads the store's own files to see a bad commit order before recovery
+/// hides it: make sure that reading finds real damage.
+#[test]
+fn store_invariants_see_a_missing_layer() {
+    let mut e = env();
+    let imgs = test_images().unwrap();
+    e.daemon.docker_ok(&["pull", &e.refs["multi"]]).unwrap();
+    e.daemon.stop().unwrap();
+    assert_eq!(store_invariants(&e.daemon), Vec::<String>::new());
+    let chain = chain_ids(&diff_ids(imgs, "multi", "amd64"));
+    let top = layer_dir(&e.daemon, &chain[3]);
+    let moved = e.daemon.data_root().join("moved-away");
+    std::fs::rename(&top, &moved).unwrap();
+    let problems = store_invariants(&e.daemon);
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert!(problems[0].contains(&chain[3]), "{problems:?}");
+    std::fs::rename(&moved, &top).unwrap();
+    e.daemon.restart().unwrap();
+    assert!(inspect(&e.daemon, &e.refs["multi"]).is_some());
+}

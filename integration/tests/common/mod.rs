@@ -170,8 +170,10 @@ pub fn stdout(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-/// Runs `skiff check` (the daemon must be stopped) and fails with its report unless clean.
+/// Runs `skiff check` (the daemon must be stopped) and fails with its report unless clean;
+/// check must not change the store (outside `tmp/`): a check that repairs hides damage.
 pub fn assert_check_clean_stopped(d: &Daemon, what: &str) {
+    let before = tree(&d.data_root());
     let out = d.check().unwrap();
     assert!(
         out.status.success(),
@@ -179,6 +181,105 @@ pub fn assert_check_clean_stopped(d: &Daemon, what: &str) {
         stdout(&out),
         stderr(&out)
     );
+    let after = tree(&d.data_root());
+    let changed: Vec<&String> = before
+        .keys()
+        .chain(after.keys())
+        .filter(|k| before.get(*k) != after.get(*k))
+        .collect();
+    assert!(
+        changed.is_empty(),
+        "{what}: skiff check changed the store: {changed:?}"
+    );
+}
+
+/// path -> (kind, size, mtime) of everything under `root` except `tmp/` and the lock file.
+pub fn tree(root: &std::path::Path) -> BTreeMap<String, (u32, u64, i64, i64)> {
+    use std::os::unix::fs::MetadataExt;
+    let mut out = BTreeMap::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(p) = stack.pop() {
+        let Ok(meta) = std::fs::symlink_metadata(&p) else {
+            continue;
+        };
+        let rel = p.strip_prefix(root).unwrap().to_string_lossy().into_owned();
+        if rel == "tmp" || rel.ends_with(".lock") {
+            continue;
+        }
+        out.insert(
+            rel,
+            (
+                meta.mode() & 0o170000,
+                meta.size(),
+                meta.mtime(),
+                meta.mtime_nsec(),
+            ),
+        );
+        if meta.is_dir() {
+            if let Ok(rd) = std::fs::read_dir(&p) {
+                stack.extend(rd.flatten().map(|e| e.path()));
+            }
+        }
+    }
+    out
+}
+
+/// The commit-order invariant read straight from the store's files, without skiff (whose
+/// recovery would hide a violation): every image record's config blob and layers
+/// (`layer.json` and `diff/`) exist, and every reference names an image record.
+pub fn store_invariants(d: &Daemon) -> Vec<String> {
+    let root = d.data_root();
+    let mut problems = Vec::new();
+    let images = root.join("images/sha256");
+    let mut ids = BTreeSet::new();
+    for entry in std::fs::read_dir(&images).into_iter().flatten().flatten() {
+        let path = entry.path();
+        let Some(hex) = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .and_then(|n| n.strip_suffix(".json"))
+        else {
+            continue;
+        };
+        ids.insert(format!("sha256:{hex}"));
+        let rec: Value = match std::fs::read(&path)
+            .map_err(|e| e.to_string())
+            .and_then(|b| serde_json::from_slice(&b).map_err(|e| e.to_string()))
+        {
+            Ok(v) => v,
+            Err(e) => {
+                problems.push(format!("image record {}: {e}", path.display()));
+                continue;
+            }
+        };
+        if !root.join("content/blobs/sha256").join(hex).is_file() {
+            problems.push(format!("image sha256:{hex}: config blob missing"));
+        }
+        let Some(layers) = rec["layers"].as_array() else {
+            problems.push(format!(
+                "image sha256:{hex}: record has no layers list: {rec}"
+            ));
+            continue;
+        };
+        for l in layers {
+            let chain = l["chain_id"].as_str().unwrap_or_default();
+            let dir = layer_dir(d, chain);
+            if !dir.join("layer.json").is_file() || !dir.join("diff").is_dir() {
+                problems.push(format!("image sha256:{hex}: layer {chain} missing"));
+            }
+        }
+    }
+    if let Ok(bytes) = std::fs::read(root.join("refs.json")) {
+        let refs: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        for kind in ["tags", "digests"] {
+            for (name, id) in refs[kind].as_object().into_iter().flatten() {
+                if !ids.contains(id.as_str().unwrap_or_default()) {
+                    problems.push(format!("{kind} {name} -> {id}: no such image record"));
+                }
+            }
+        }
+    }
+    problems
 }
 
 /// Stops the daemon, asserts `skiff check` is clean, starts the daemon again.
