@@ -238,3 +238,77 @@ fn x_registry_auth_decides_and_garbage_is_refused() {
     assert!(!pull_failed(&good), "{}", good.text());
     assert!(inspect(&daemon, &format!("{image}:latest")).is_some());
 }
+
+/// dockerode aborts a pull by closing the connection: the daemon must stop downloading,
+/// record nothing, and pull fine afterwards.
+#[test]
+fn closing_the_connection_aborts_the_pull() {
+    use std::io::{Read, Write};
+    use std::time::{Duration, Instant};
+
+    let imgs = test_images().unwrap();
+    let registry = Registry::start().unwrap();
+    imgs.push(&registry).unwrap();
+    // about 1.6 MB/s: the multi image takes about two seconds
+    let proxy =
+        common::proxy::SlowProxy::start(registry.host_port(), 8 << 10, Duration::from_millis(10));
+    let mut d = Daemon::start(DaemonOptions {
+        insecure_registries: vec![proxy.addr().to_string()],
+        ..DaemonOptions::default()
+    })
+    .unwrap();
+    let manifest = manifest_for(imgs, "multi", "amd64");
+    let total: u64 = manifest["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["size"].as_u64().unwrap())
+        .sum();
+    let image = format!("{}/skiff-test/multi", proxy.addr());
+
+    let mut conn = std::os::unix::net::UnixStream::connect(d.socket_path()).unwrap();
+    write!(
+        conn,
+        "POST /images/create?fromImage={image}&tag=latest HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n"
+    )
+    .unwrap();
+    let mut first = [0u8; 64];
+    let n = conn.read(&mut first).unwrap();
+    assert!(
+        String::from_utf8_lossy(&first[..n]).starts_with("HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&first[..n])
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while proxy.sent() < total / 4 {
+        assert!(Instant::now() < deadline, "the pull never got going");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    drop(conn);
+    let at_abort = proxy.sent();
+    // long enough for the rest of the image at the proxy's pace
+    std::thread::sleep(Duration::from_millis(total / 1600 + 1000));
+    let after = proxy.sent();
+    eprintln!("abort: {at_abort} bytes sent at the abort, {after} later, image {total}");
+    assert!(
+        after < total,
+        "the daemon kept downloading after the client left ({after} of {total} bytes)"
+    );
+    assert!(listed(&d).is_empty(), "{:?}", listed(&d));
+    assert_eq!(d.http("GET", "/_ping", None).unwrap().status, 200);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !tmp_entries(&d).is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "tmp/ not cleaned after the abort: {:?}",
+            tmp_entries(&d)
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // and a new pull completes
+    d.docker_ok(&["pull", &format!("{image}:latest")]).unwrap();
+    assert!(inspect(&d, &format!("{image}:latest")).is_some());
+    let status = d.stop().unwrap();
+    assert!(status.success());
+    assert_check_clean_stopped(&d, "after the aborted pull");
+}

@@ -7,6 +7,7 @@ use std::io::Read;
 use std::path::PathBuf;
 
 pub mod bad;
+pub mod proxy;
 
 use serde_json::Value;
 use sha2::{Digest, Sha256};
