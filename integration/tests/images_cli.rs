@@ -174,16 +174,41 @@ fn pull_by_digest_and_image_filters() {
         .unwrap();
     assert!(!out.status.success(), "dangling=maybe must be refused");
 
-    // a digest the registry does not have is a clear error and changes nothing
-    let missing = format!("{multi_repo}@sha256:{}", "0".repeat(64));
-    let out = e.daemon.docker(&["pull", &missing]).unwrap();
-    assert!(!out.status.success());
-    let err = stderr(&out);
-    assert!(
-        err.contains("not found") || err.contains("unknown"),
-        "unclear error: {err}"
+    assert_eq!(
+        ids("label=org.skiff.test.image=single"),
+        vec![single_id.clone()]
     );
+    assert_eq!(ids("label=org.skiff.test.image"), {
+        let mut both = vec![single_id.clone(), multi_id.clone()];
+        both.sort();
+        both
+    });
+
+    // a digest, tag or repository the registry does not have is a clear error
+    let missing_tag = format!("{}:nope", repo_of(&e.refs["single"]));
+    let missing_repo = format!("{}/skiff-test/nope:1", e.registry.host_port());
+    let missing_digest = format!("{multi_repo}@sha256:{}", "0".repeat(64));
+    for missing in [&missing_digest, &missing_tag, &missing_repo] {
+        let out = e.daemon.docker(&["pull", missing]).unwrap();
+        assert!(!out.status.success(), "{missing}");
+        let err = stderr(&out);
+        assert!(
+            err.contains("not found") && err.contains(missing.as_str()),
+            "unclear error for {missing}: {err}"
+        );
+    }
     assert_eq!(listed(&e.daemon).len(), 2);
+
+    // prune removes the untagged image and its layers, keeps the tagged one
+    let out = e.daemon.docker_ok(&["image", "prune", "-f"]).unwrap();
+    assert!(out.contains(&multi_id), "{out}");
+    assert_eq!(ids("dangling=false"), vec![single_id.clone()]);
+    assert_eq!(
+        layer_dirs(&e.daemon).len(),
+        1,
+        "{:?}",
+        layer_dirs(&e.daemon)
+    );
 }
 
 #[test]
