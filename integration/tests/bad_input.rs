@@ -45,6 +45,7 @@ fn decompression_bomb_fails_with_bounded_disk_and_memory() {
     let limit = (256 << 20) + (32 << 20);
     assert!(peak < limit, "data root peaked at {peak} bytes");
     let rss = b.daemon.peak_rss().unwrap();
-    assert!(rss < 256 << 20, "daemon peak RSS {rss} bytes");
+    eprintln!("bomb: daemon peak RSS {rss} bytes");
+    assert!(rss < 128 << 20, "daemon peak RSS {rss} bytes");
     finish(b, problems);
 }
