@@ -170,3 +170,64 @@ fn store_invariants_see_a_missing_layer() {
     e.daemon.restart().unwrap();
     assert!(inspect(&e.daemon, &e.refs["multi"]).is_some());
 }
+
+/// SIGTERM while a pull is streaming: a clean exit within seconds, the client told the
+/// truth (success means the image is stored), and the store is consistent after.
+#[test]
+fn sigterm_during_a_pull_exits_cleanly() {
+    let imgs = test_images().unwrap();
+    let registry = Registry::start().unwrap();
+    imgs.push(&registry).unwrap();
+    // about 400 KB/s: the 3 MB image is still streaming when SIGTERM lands
+    let proxy =
+        common::proxy::SlowProxy::start(registry.host_port(), 4 << 10, Duration::from_millis(10));
+    let mut d = Daemon::start(DaemonOptions {
+        insecure_registries: vec![proxy.addr().to_string(), registry.host_port().to_string()],
+        ..DaemonOptions::default()
+    })
+    .unwrap();
+    let image = format!("{}/skiff-test/multi:latest", proxy.addr());
+    let client = d
+        .docker_command(&["pull", &image])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while proxy.sent() < 256 << 10 {
+        assert!(Instant::now() < deadline, "the pull never got going");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let started = Instant::now();
+    let status = d.stop().unwrap();
+    assert_eq!(status.code(), Some(0), "exit status {status}");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "shutdown took {:?}",
+        started.elapsed()
+    );
+    assert!(!d.socket_path().exists());
+    // finishing the pull before exiting and refusing it are both fine; a success must
+    // mean the image is there after the restart
+    let out = client.wait_with_output().unwrap();
+    eprintln!(
+        "pull during SIGTERM: {}\n{}{}",
+        out.status,
+        stdout(&out),
+        stderr(&out)
+    );
+    assert_eq!(store_invariants(&d), Vec::<String>::new());
+    d.restart().unwrap();
+    assert_eq!(
+        inspect(&d, &image).is_some(),
+        out.status.success(),
+        "the pull's exit status and the store disagree"
+    );
+    assert!(tmp_entries(&d).is_empty());
+    // straight from the registry this time: the slow proxy would take seconds
+    let direct = format!("{}/skiff-test/multi:latest", registry.host_port());
+    d.docker_ok(&["pull", &direct]).unwrap();
+    assert!(inspect(&d, &direct).is_some());
+    d.stop().unwrap();
+    assert_check_clean_stopped(&d, "after SIGTERM during a pull");
+}
