@@ -303,13 +303,7 @@ fn encode_candidates(
     }
     // Biggest first so the slowest diff does not start last.
     jobs.sort_by_key(|&i| std::cmp::Reverse(files[i].end - files[i].start));
-    let threads = if opts.threads == 0 {
-        std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1)
-    } else {
-        opts.threads
-    };
+    let threads = worker_threads(opts);
     let next = AtomicUsize::new(0);
     let results: Mutex<Vec<(usize, Plan)>> = Mutex::new(Vec::with_capacity(jobs.len()));
     let files_ref: &[TargetFile] = files;
@@ -339,6 +333,14 @@ fn encode_candidates(
         files[i].plan = plan;
     }
     Ok(())
+}
+
+fn worker_threads(opts: &CreateOptions) -> usize {
+    if opts.threads == 0 {
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    } else {
+        opts.threads
+    }
 }
 
 fn poisoned() -> DeltaError {
@@ -481,6 +483,11 @@ fn write_body(
     let mut enc = zstd::stream::write::Encoder::new(out, opts.level)?;
     enc.include_checksum(false)?;
     enc.window_log(format::BODY_WINDOW_LOG)?;
+    let threads = worker_threads(opts);
+    if threads > 1 {
+        // The same frame format; zstd splits the work into overlapping jobs.
+        enc.multithread(threads as u32)?;
+    }
     let mut check = Sha256::new();
     let (mut check_pieces, mut check_bytes) = (0u64, 0u64);
     let mut cursor = vec![0usize; index.layers()];
