@@ -231,3 +231,35 @@ fn sigterm_during_a_pull_exits_cleanly() {
     d.stop().unwrap();
     assert_check_clean_stopped(&d, "after SIGTERM during a pull");
 }
+
+/// A live socket is never taken over, even by a daemon with its own data root.
+#[test]
+fn a_daemon_on_a_live_socket_fails_and_leaves_it_alone() {
+    let registry = Registry::start().unwrap();
+    let first = Daemon::start(DaemonOptions::with_registry(&registry)).unwrap();
+    let other = tempfile::Builder::new()
+        .prefix("skiff-3rd-")
+        .tempdir_in("/tmp")
+        .unwrap();
+    let mut cmd = Command::new(skiff_binary());
+    cmd.arg("daemon")
+        .arg("--data-root")
+        .arg(other.path().join("data"))
+        .arg("--exec-root")
+        .arg(other.path().join("exec"))
+        .arg("-H")
+        .arg(first.docker_host());
+    let out = process::run(cmd, None, Duration::from_secs(30)).unwrap();
+    assert!(!out.status.success(), "a second daemon took a live socket");
+    let err = format!("{}{}", stderr(&out), stdout(&out));
+    assert!(
+        err.contains(&first.socket_path().display().to_string()),
+        "message does not name the socket: {err}"
+    );
+    let info = first.http("GET", "/info", None).unwrap().json().unwrap();
+    assert_eq!(
+        info["DockerRootDir"],
+        first.data_root().display().to_string(),
+        "the socket now leads to another daemon"
+    );
+}
