@@ -11,6 +11,7 @@ use sha2::{Digest, Sha256};
 
 use crate::base::ReadSeek;
 use crate::error::{DeltaError, Result};
+use crate::fastdiff;
 use crate::format::{self, op, write_varint, Header};
 use crate::matching::{slice, BaseFile, BaseIndex, Match};
 use crate::tarscan::Scanner;
@@ -23,7 +24,7 @@ pub struct CreateOptions {
     /// Worker threads for trying encodings; 0 means all cores.
     pub threads: usize,
     /// Files (base or target) larger than this are not tried with bsdiff, whose suffix
-    /// sort needs about 16 bytes of memory per base byte and is slow on huge inputs.
+    /// array needs 4 bytes per base byte and whose scan is slow on huge inputs.
     pub bsdiff_max: u64,
     /// Base files larger than this are not tried as a zstd prefix: apply holds the
     /// prefix in memory (never more than 4 MiB), and on big binaries zstd at high
@@ -366,7 +367,7 @@ fn best_encoding(old: &[u8], new: &[u8], base: usize, opts: &CreateOptions) -> R
     }
     if (old.len() as u64) <= opts.bsdiff_max && (new.len() as u64) <= opts.bsdiff_max {
         let mut patch = Vec::new();
-        bsdiff::diff(old, new, &mut patch).map_err(DeltaError::io("computing a bsdiff patch"))?;
+        fastdiff::diff(old, new, &mut patch).map_err(DeltaError::io("computing a bsdiff patch"))?;
         let payload = compress(&patch, &[], trial)?;
         if payload.len() + OP_OVERHEAD < best.0 {
             best = (

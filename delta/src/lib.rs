@@ -13,6 +13,7 @@ mod bspatch;
 mod create;
 mod dirbase;
 mod error;
+mod fastdiff;
 mod format;
 mod inspect;
 mod matching;
