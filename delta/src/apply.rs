@@ -77,7 +77,9 @@ pub fn apply(base: &dyn BaseSource, delta: &mut dyn Read, out: &mut dyn Write) -
                     bspatch::apply(&mut *f, base_len, &r, &mut patch, target_len, &mut out)?;
                 } else {
                     let mut prefix = Vec::with_capacity(base_len as usize);
-                    f.read_to_end(&mut prefix)
+                    (&mut *f)
+                        .take(base_len)
+                        .read_to_end(&mut prefix)
                         .map_err(|e| base_err(layer, &path, e))?;
                     if prefix.len() as u64 != base_len {
                         return Err(base_err(layer, &path, io::ErrorKind::UnexpectedEof.into()));

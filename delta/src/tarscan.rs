@@ -77,7 +77,9 @@ impl<R: Read> Scanner<R> {
         loop {
             if self.unread > 0 {
                 let n = self.unread;
-                self.skip(n, None)?;
+                // Content the caller did not read is skipped, not raw.
+                self.unread = 0;
+                self.copy(n, None)?;
             }
             if self.pad > 0 {
                 let n = self.pad;
@@ -200,11 +202,6 @@ impl<R: Read> Scanner<R> {
             self.done = true;
         }
         Ok(())
-    }
-
-    fn skip(&mut self, size: u64, raw: Option<&mut Vec<u8>>) -> io::Result<()> {
-        self.unread = 0;
-        self.copy(size, raw)
     }
 }
 
