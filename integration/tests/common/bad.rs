@@ -47,8 +47,8 @@ pub const METADATA: &[(&str, &[&str])] = &[
 
 pub const BOMB: &[(&str, &[&str])] = &[("bomb", &["bomb", "too large"])];
 
-/// Cases that fail because of open engine bugs (see /tmp/integ-findings.md); their tests
-/// live in `pending.rs.draft` until the engine is fixed.
+/// Cases that fail because of open engine bugs (listed in docs/testing.md); their test
+/// lives in `pending.rs.draft` until the engine is fixed, then the case moves to its theme.
 pub const PENDING: &[(&str, &[&str])] = &[("manifest-invalid-utf8", &["utf-8"])];
 
 pub struct Bench {
