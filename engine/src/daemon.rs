@@ -78,11 +78,13 @@ fn init_logging(level: &str) {
 }
 
 /// `skiff check`: takes the data-root lock (so it never races a running daemon), opens the
-/// store (which runs the same recovery a daemon start would) and reports every problem.
+/// store read-only (no recovery: it reports damage instead of repairing it) and lists every
+/// problem. Staging leftovers in tmp/ are not problems: they were never visible.
 pub fn check(data_root: &std::path::Path, deep: bool) -> anyhow::Result<ExitCode> {
     let _lock = DataRootLock::acquire(data_root)?;
-    let store = skiff_storage::Store::open(data_root, skiff_storage::StoreOptions::default())
-        .with_context(|| format!("cannot open the store at {}", data_root.display()))?;
+    let store =
+        skiff_storage::Store::open_readonly(data_root, skiff_storage::StoreOptions::default())
+            .with_context(|| format!("cannot open the store at {}", data_root.display()))?;
     let problems = store.check(deep).context("cannot check the store")?;
     if problems.is_empty() {
         println!("store at {} is consistent", data_root.display());

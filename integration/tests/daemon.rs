@@ -263,3 +263,53 @@ fn a_daemon_on_a_live_socket_fails_and_leaves_it_alone() {
         "the socket now leads to another daemon"
     );
 }
+
+/// The crash and bad-input tests lean on `skiff check`: it must notice real damage.
+#[test]
+fn skiff_check_reports_a_damaged_store() {
+    let mut e = env();
+    let imgs = test_images().unwrap();
+    e.daemon.docker_ok(&["pull", &e.refs["multi"]]).unwrap();
+    e.daemon.stop().unwrap();
+    assert_check_clean_stopped(&e.daemon, "fresh pull");
+    let out = e.daemon.check_with(&["--deep"]).unwrap();
+    assert!(
+        out.status.success(),
+        "--deep: {}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+
+    let chain = chain_ids(&diff_ids(imgs, "multi", "amd64"));
+    // a changed file: only --deep recomputes diff_ids
+    let keep = layer_dir(&e.daemon, &chain[0]).join("diff/data/keep.txt");
+    let mut bytes = std::fs::read(&keep).unwrap();
+    bytes[0] ^= 0x20;
+    std::fs::write(&keep, &bytes).unwrap();
+    let out = e.daemon.check_with(&["--deep"]).unwrap();
+    assert!(!out.status.success(), "--deep missed a changed file");
+    let report = format!("{}{}", stdout(&out), stderr(&out));
+    let hex0 = chain[0].trim_start_matches("sha256:");
+    assert!(
+        report.contains(hex0)
+            || report.contains(diff_ids(imgs, "multi", "amd64")[0].trim_start_matches("sha256:")),
+        "report does not name the layer: {report}"
+    );
+    bytes[0] ^= 0x20;
+    std::fs::write(&keep, &bytes).unwrap();
+
+    // a layer an image needs is gone
+    let top = layer_dir(&e.daemon, &chain[3]);
+    let moved = e.daemon.data_root().join("moved-away");
+    std::fs::rename(&top, &moved).unwrap();
+    let out = e.daemon.check().unwrap();
+    assert!(!out.status.success(), "check missed a missing layer");
+    let report = format!("{}{}", stdout(&out), stderr(&out));
+    assert!(
+        report.contains(chain[3].trim_start_matches("sha256:")),
+        "report does not name the missing layer: {report}"
+    );
+    std::fs::rename(&moved, &top).unwrap();
+    assert_check_clean_stopped(&e.daemon, "after repair");
+    e.daemon.restart().unwrap();
+}

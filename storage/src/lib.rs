@@ -20,7 +20,7 @@ pub use input::Compression;
 pub use records::{
     BlobRef, DiskUsage, ImageLayer, ImageRecord, LayerInfo, LayerUsage, NewImage, Problem, Refs,
 };
-pub use store::{ExtractRequest, Store, StoreOptions};
+pub use store::{ExtractRequest, StagedLayer, Store, StoreOptions};
 
 #[cfg(test)]
 mod assert_send_sync {

@@ -66,6 +66,31 @@ pub struct ExtractRequest<'a> {
     pub cancel: Option<&'a AtomicBool>,
 }
 
+/// A layer extracted and flushed in tmp/ but not yet visible; see [`Store::stage_layer`].
+#[derive(Debug)]
+pub struct StagedLayer {
+    dir: PathBuf,
+    info: Option<LayerInfo>,
+    committed: bool,
+}
+
+impl StagedLayer {
+    /// What the layer will be once committed.
+    pub fn info(&self) -> Option<&LayerInfo> {
+        self.info.as_ref()
+    }
+}
+
+impl Drop for StagedLayer {
+    fn drop(&mut self) {
+        if !self.committed {
+            if let Err(e) = remove_any(&self.dir) {
+                tracing::warn!(error = %e, "cannot remove staging directory; it goes at next start");
+            }
+        }
+    }
+}
+
 /// The on-disk store. Cheap metadata updates are serialized by one lock; layer extraction
 /// runs fully in parallel in private staging directories.
 pub struct Store {
@@ -152,6 +177,27 @@ impl Store {
             create_dir_durable(&d)?;
         }
         s.recover()?;
+        Ok(s)
+    }
+
+    /// Opens an existing store without changing anything (no recovery): what `skiff check`
+    /// uses, so it reports damage instead of repairing it.
+    pub fn open_readonly(root: &Path, opts: StoreOptions) -> Result<Store> {
+        let root = std::path::absolute(root)
+            .map_err(|e| Error::io(format!("resolve data root {}", root.display()), e))?;
+        let s = Store {
+            root,
+            opts,
+            meta: Mutex::new(()),
+        };
+        for d in [s.blobs_dir(), s.layers_dir(), s.images_dir()] {
+            if !d.is_dir() {
+                return Err(Error::NotFound(format!(
+                    "store directory {}; is this a skiff data root?",
+                    d.display()
+                )));
+            }
+        }
         Ok(s)
     }
 
@@ -310,15 +356,13 @@ impl Store {
     }
 
     /// Stream-extract one layer blob into the store. On any error nothing remains.
+    /// The parent must already be in the store; to extract several layers of one image at
+    /// once, use [`Store::stage_layer`] for each and commit them base first.
     pub fn extract_layer(
         &self,
         req: ExtractRequest<'_>,
         input: &mut dyn Read,
     ) -> Result<LayerInfo> {
-        let declared = req
-            .media_type
-            .map(Compression::from_media_type)
-            .transpose()?;
         if let Some(p) = req.parent {
             if self.layer(p)?.is_none() {
                 return Err(Error::NotFound(format!(
@@ -326,16 +370,33 @@ impl Store {
                 )));
             }
         }
+        let staged = self.stage_layer(req, input)?;
+        self.commit_layer(staged)
+    }
+
+    /// Extracts one layer into a private staging directory and flushes it to disk, without
+    /// making it visible. The parent need not be present yet: layers of one image can stream
+    /// at once. Dropping the result without [`Store::commit_layer`] removes it.
+    pub fn stage_layer(
+        &self,
+        req: ExtractRequest<'_>,
+        input: &mut dyn Read,
+    ) -> Result<StagedLayer> {
+        let declared = req
+            .media_type
+            .map(Compression::from_media_type)
+            .transpose()?;
         let staging = self.tmp_dir().join(random_name("layer-"));
         fs::create_dir(&staging)
             .map_err(|e| Error::io(format!("create {}", staging.display()), e))?;
-        let r = self.extract_into(&staging, req, declared, input);
-        if r.is_err() {
-            if let Err(e) = remove_any(&staging) {
-                tracing::warn!(error = %e, "cannot remove staging directory; it goes at next start");
-            }
-        }
-        r
+        let mut staged = StagedLayer {
+            dir: staging,
+            info: None,
+            committed: false,
+        };
+        let info = self.extract_into(&staged.dir, req, declared, input)?;
+        staged.info = Some(info);
+        Ok(staged)
     }
 
     fn extract_into(
@@ -397,23 +458,37 @@ impl Store {
         // one flush of the whole filesystem instead of an fsync per extracted file
         syncfs(staging)?;
 
+        Ok(info)
+    }
+
+    /// Makes a staged layer visible (rename into layers/, fsync the directory). Its parent
+    /// must be committed first. A layer some other pull committed meanwhile is kept and the
+    /// staged copy dropped.
+    pub fn commit_layer(&self, mut staged: StagedLayer) -> Result<LayerInfo> {
+        let info = staged
+            .info
+            .take()
+            .ok_or_else(|| Error::InvalidArgument("layer was not staged".into()))?;
+        let blob_ref = info.blobs[0].clone();
+        let chain_id = info.chain_id.clone();
+        let staging = staged.dir.clone();
         let _g = lock(&self.meta);
-        if let Some(p) = req.parent {
+        if let Some(p) = &info.parent {
             if self.layer(p)?.is_none() {
                 return Err(Error::NotFound(format!(
-                    "parent layer {p} was removed during extraction; pull again"
+                    "parent layer {p} of {chain_id} is not in the store; commit layers base first, or pull again"
                 )));
             }
         }
         let dest = self.layer_dir(&chain_id);
-        match renameat2(None, staging, None, &dest, RenameFlags::RENAME_NOREPLACE) {
+        match renameat2(None, &staging, None, &dest, RenameFlags::RENAME_NOREPLACE) {
             Ok(()) => {
+                staged.committed = true;
                 fsync_dir(&self.layers_dir())?;
                 Ok(info)
             }
             Err(nix::errno::Errno::EEXIST) | Err(nix::errno::Errno::ENOTEMPTY) => {
                 // another pull got there first: keep theirs, remember our blob digest
-                remove_any(staging)?;
                 let mut existing = self
                     .layer(&chain_id)?
                     .ok_or_else(|| Error::NotFound(format!("layer {chain_id} vanished")))?;

@@ -257,3 +257,66 @@ fn check_finds_modified_files_and_broken_records() {
         "{text:?}"
     );
 }
+
+#[test]
+fn layers_stage_in_any_order_and_commit_base_first() {
+    let env = Env::new();
+    let base = layer(&[("bin/sh", b"shell")]);
+    let top = layer(&[("app", b"application")]);
+    let base_diff = Digest::of(&base);
+    let base_chain = Digest::chain(None, &base_diff);
+    let stage = |tar: &[u8], parent: Option<&Digest>| {
+        let gz = gzip(tar);
+        env.store
+            .stage_layer(
+                skiff_storage::ExtractRequest {
+                    parent,
+                    media_type: Some(GZIP),
+                    ..Default::default()
+                },
+                &mut gz.as_slice(),
+            )
+            .unwrap()
+    };
+    // the child finishes first: staged fine, but not visible and not committable yet
+    let child = stage(&top, Some(&base_chain));
+    let child_chain = child.info().unwrap().chain_id.clone();
+    assert!(env.store.layer(&child_chain).unwrap().is_none());
+    let parent = stage(&base, None);
+    assert_eq!(parent.info().unwrap().chain_id, base_chain);
+    env.store.commit_layer(parent).unwrap();
+    env.store.commit_layer(child).unwrap();
+    assert!(env.store.layer(&child_chain).unwrap().is_some());
+    assert_eq!(count(&env.root().join("tmp")), 0);
+
+    // a staged layer dropped without commit leaves nothing
+    let orphan = stage(&layer(&[("x", b"y")]), None);
+    drop(orphan);
+    assert_eq!(count(&env.root().join("tmp")), 0);
+
+    // committing a child whose parent never arrived is refused and cleaned up
+    let lonely = stage(&top, Some(&Digest::of(b"no such parent")));
+    let err = env.store.commit_layer(lonely).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::NotFound);
+    assert_eq!(count(&env.root().join("tmp")), 0);
+}
+
+#[test]
+fn readonly_open_reports_instead_of_repairing() {
+    let env = Env::new();
+    let (_, b, _, top) = two_images(&env);
+    let root = env.root();
+    std::fs::remove_file(
+        root.join("layers/sha256")
+            .join(top.hex())
+            .join("layer.json"),
+    )
+    .unwrap();
+    let ro = skiff_storage::Store::open_readonly(&root, Default::default()).unwrap();
+    let problems = ro.check(false).unwrap();
+    assert!(!problems.is_empty(), "check must report the damaged layer");
+    // nothing was repaired: the image record is still there
+    assert!(ro.image(&b).unwrap().is_some());
+    assert!(root.join("layers/sha256").join(top.hex()).is_dir());
+    assert!(skiff_storage::Store::open_readonly(&root.join("nope"), Default::default()).is_err());
+}

@@ -19,7 +19,9 @@ pub fn registry(e: crate::registry::Error) -> ApiError {
     use crate::registry::ErrorKind as K;
     let kind = match e.kind() {
         K::NotFound => ErrorKind::NotFound,
-        K::Unauthorized => ErrorKind::Unauthorized,
+        // Not 401: the docker CLI answers a 401 from the daemon with an interactive login
+        // prompt (it means "the daemon wants credentials"), which hangs scripts and agents.
+        K::Unauthorized => ErrorKind::Forbidden,
         K::InvalidArgument => ErrorKind::InvalidArgument,
         K::Unavailable => ErrorKind::Unavailable,
         K::Internal => ErrorKind::Internal,

@@ -26,7 +26,6 @@ use crate::registry::{Reference, RegistryClient};
 pub struct ImageService {
     store: Arc<Store>,
     registry: RegistryClient,
-    #[allow(dead_code)] // used once layers commit out of order (staged commits)
     max_concurrent_downloads: usize,
 }
 

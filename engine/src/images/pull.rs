@@ -10,7 +10,7 @@ use futures::{StreamExt, TryStreamExt};
 use serde_json::Value;
 use skiff_api::types::image::PullRequest;
 use skiff_api::{ApiError, Progress, ProgressMessage};
-use skiff_storage::{Digest, ExtractRequest, NewImage};
+use skiff_storage::{Digest, ExtractRequest, NewImage, StagedLayer};
 use tokio_util::io::SyncIoBridge;
 
 use super::errors::{self, blocking};
@@ -54,6 +54,19 @@ pub async fn pull(
         .fetch_blob_bytes(&image.config)
         .await
         .map_err(errors::registry)?;
+    // JSON is UTF-8 (RFC 8259); serde skips bad bytes in fields it ignores, and a store
+    // that keeps such documents cannot hand them on faithfully.
+    for (what, bytes) in [
+        ("manifest", &image.manifest_bytes),
+        ("image config", &config),
+    ] {
+        if let Err(e) = std::str::from_utf8(bytes) {
+            return Err(ApiError::invalid_argument(format!(
+                "invalid {what} for {}: not valid UTF-8 ({e}); the image is malformed, rebuild or re-push it",
+                reference.familiar_string()
+            )));
+        }
+    }
     let diff_ids = diff_ids(&config, image.layers.len())?;
     let image_id = Digest::of(&config);
 
@@ -104,7 +117,9 @@ pub async fn pull(
 
     let cancel = Arc::new(AtomicBool::new(false));
     let _guard = CancelOnDrop(cancel.clone());
-    futures::stream::iter(todo.into_iter().map(|i| {
+    // Layers stream and extract at once into staging; they become visible only when all of
+    // them arrived intact, so a failed or cancelled pull leaves nothing behind.
+    let staged: Vec<StagedLayer> = futures::stream::iter(todo.into_iter().map(|i| {
         let parent = i.checked_sub(1).map(|p| chain[p].clone());
         pull_layer(
             svc,
@@ -116,10 +131,16 @@ pub async fn pull(
             cancel.clone(),
         )
     }))
-    // The store commits a layer only after its parent, so layers go base first for now;
-    // `max_concurrent_downloads` applies once staged commits land (see docs/storage.md).
-    .buffered(1)
-    .try_collect::<Vec<()>>()
+    .buffered(svc.max_concurrent_downloads)
+    .try_collect()
+    .await?;
+    let store = svc.store.clone();
+    blocking(move || {
+        for layer in staged {
+            store.commit_layer(layer).map_err(errors::store)?;
+        }
+        Ok(())
+    })
     .await?;
 
     let recorded_digest = record(svc, &reference, &image, config, chain).await?;
@@ -203,7 +224,7 @@ async fn pull_layer(
     diff_id: Digest,
     progress: &Progress,
     cancel: Arc<AtomicBool>,
-) -> Result<(), ApiError> {
+) -> Result<StagedLayer, ApiError> {
     let id = layer_id(desc);
     let total = desc.size as i64;
     let seen = Arc::new(AtomicU64::new(0));
@@ -216,7 +237,7 @@ async fn pull_layer(
         let mut reader = reader;
         let mut on_progress = |n: u64| counter.store(n, Ordering::Relaxed);
         store
-            .extract_layer(
+            .stage_layer(
                 ExtractRequest {
                     parent: parent.as_ref(),
                     media_type: Some(&media_type),
@@ -244,14 +265,15 @@ async fn pull_layer(
             }
         }
     };
-    result.map_err(|e| ApiError::new(e.kind(), format!("layer {}: {}", desc.digest, e.message)))?;
+    let staged = result
+        .map_err(|e| ApiError::new(e.kind(), format!("layer {}: {}", desc.digest, e.message)))?;
     progress.status("Verifying Checksum", Some(&id)).await?;
     progress.status("Download complete", Some(&id)).await?;
     progress
         .send(ProgressMessage::progress("Extracting", &id, total, total))
         .await?;
     progress.status("Pull complete", Some(&id)).await?;
-    Ok(())
+    Ok(staged)
 }
 
 /// The 12-hex short form docker shows for a layer.
