@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
+use crate::auth::AuthConfig;
 use crate::error::ApiError;
 use crate::filters::Filters;
 use crate::stream::{BodyReader, Progress, TarWriter};
@@ -13,7 +14,7 @@ use crate::types::image::{
     HistoryItem, ImageDeleteItem, ImageInspect, ImageListOptions, ImageSummary, PruneReport,
     PullRequest,
 };
-use crate::types::system::{DiskUsage, SystemInfo, SystemVersion};
+use crate::types::system::{AuthResponse, DiskUsage, SystemInfo, SystemVersion};
 use crate::version::ApiVersion;
 
 /// `/version`, `/info`, `/system/df`.
@@ -22,6 +23,8 @@ pub trait SystemBackend: Send + Sync {
     async fn version(&self) -> Result<SystemVersion, ApiError>;
     async fn info(&self) -> Result<SystemInfo, ApiError>;
     async fn disk_usage(&self, version: ApiVersion) -> Result<DiskUsage, ApiError>;
+    /// `POST /auth` (`docker login`): checks the credentials against the registry.
+    async fn auth(&self, auth: AuthConfig) -> Result<AuthResponse, ApiError>;
 }
 
 /// `/images/...`. Streaming calls (`pull`, `load`, `save`) are cancelled by being dropped

@@ -17,7 +17,7 @@ use skiff_api::types::image::{
     HistoryItem, ImageDeleteItem, ImageInspect, ImageListOptions, ImageSummary, PruneReport,
     PullRequest,
 };
-use skiff_api::types::system::{DiskUsage, SystemInfo, SystemVersion};
+use skiff_api::types::system::{AuthResponse, DiskUsage, SystemInfo, SystemVersion};
 use skiff_api::{
     ApiError, ApiVersion, Backends, BodyReader, Filters, ImageBackend, Progress, ProgressMessage,
     SystemBackend, TarWriter,
@@ -61,6 +61,16 @@ impl SystemBackend for Echo {
             server_version: "0.1.0-test".into(),
             ..Default::default()
         })
+    }
+    async fn auth(&self, auth: skiff_api::AuthConfig) -> Result<AuthResponse, ApiError> {
+        if auth.username == "good" {
+            Ok(AuthResponse {
+                status: "Login Succeeded".into(),
+                identity_token: String::new(),
+            })
+        } else {
+            Err(ApiError::unauthorized("bad credentials"))
+        }
     }
     async fn disk_usage(&self, _v: ApiVersion) -> Result<DiskUsage, ApiError> {
         Ok(DiskUsage {
@@ -923,4 +933,27 @@ async fn real_docker_cli_completes_the_handshake() {
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("pull access denied for denied"), "{stderr}");
+}
+
+#[tokio::test]
+async fn auth_passes_credentials_and_maps_refusal_to_401() {
+    let s = start();
+    let (status, _, b) = call_with(
+        &s.sock,
+        Method::POST,
+        "/v1.47/auth",
+        &[("content-type", "application/json")],
+        r#"{"username":"good","password":"x","serveraddress":"127.0.0.1:5000"}"#,
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(json(&b)["Status"], "Login Succeeded");
+    let (status, _, b) =
+        call_with(&s.sock, Method::POST, "/auth", &[], r#"{"username":"bad"}"#).await;
+    assert_eq!(status, 401);
+    assert_eq!(json(&b)["message"], "bad credentials");
+    let (status, _, _) = call_with(&s.sock, Method::POST, "/auth", &[], "{not json").await;
+    assert_eq!(status, 400);
+    let (status, _, _) = call(&s.sock, Method::GET, "/auth").await;
+    assert_eq!(status, 405);
 }

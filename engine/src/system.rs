@@ -4,7 +4,9 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use skiff_api::types::system::{DiskUsage, IndexInfo, RuntimeInfo, SystemInfo, SystemVersion};
+use skiff_api::types::system::{
+    AuthResponse, DiskUsage, IndexInfo, RuntimeInfo, SystemInfo, SystemVersion,
+};
 use skiff_api::{ApiError, ApiVersion, SystemBackend};
 
 use crate::config::Config;
@@ -165,6 +167,14 @@ impl SystemBackend for SystemService {
         info.registry_config.index_configs = index_configs;
         info.registry_config.mirrors = self.config.registry_mirrors.clone();
         Ok(info)
+    }
+
+    async fn auth(&self, auth: skiff_api::AuthConfig) -> Result<AuthResponse, ApiError> {
+        self.images.login(auth).await?;
+        Ok(AuthResponse {
+            status: "Login Succeeded".into(),
+            identity_token: String::new(),
+        })
     }
 
     async fn disk_usage(&self, _version: ApiVersion) -> Result<DiskUsage, ApiError> {

@@ -5,7 +5,9 @@ mod common;
 
 use base64::Engine as _;
 use common::*;
-use skiff_integration::{test_images, Daemon, DaemonOptions, Registry, Response};
+use std::time::Duration;
+
+use skiff_integration::{process, test_images, Daemon, DaemonOptions, Registry, Response};
 
 fn header<'a>(r: &'a Response, name: &str) -> &'a str {
     r.header(name)
@@ -311,4 +313,57 @@ fn closing_the_connection_aborts_the_pull() {
     let status = d.stop().unwrap();
     assert!(status.success());
     assert_check_clean_stopped(&d, "after the aborted pull");
+}
+
+#[test]
+fn docker_login_then_pull() {
+    let imgs = test_images().unwrap();
+    let registry = Registry::start_with_auth("skiff", "s3cret").unwrap();
+    imgs.push(&registry).unwrap();
+    let daemon = Daemon::start(DaemonOptions::with_registry(&registry)).unwrap();
+    let image = format!("{}/skiff-test/single:latest", registry.host_port());
+    let host = registry.host_port().to_string();
+
+    // dockerd answers a registry's 401 with 500: a daemon 401 sends the CLI into an
+    // interactive login prompt, which hangs without a terminal
+    let out = process::run(
+        daemon.docker_command(&["pull", &image]),
+        None,
+        Duration::from_secs(30),
+    )
+    .expect("docker pull without login hung (a 401 from the daemon makes the CLI prompt)");
+    assert!(!out.status.success(), "pull without login succeeded");
+    assert!(
+        stderr(&out).to_lowercase().contains("unauthorized")
+            || stderr(&out).to_lowercase().contains("authentication"),
+        "{}",
+        stderr(&out)
+    );
+
+    let out = daemon
+        .docker_with_stdin(
+            &["login", &host, "-u", "skiff", "--password-stdin"],
+            b"wrong\n".to_vec(),
+        )
+        .unwrap();
+    assert!(
+        !out.status.success(),
+        "login with a wrong password succeeded"
+    );
+    assert!(
+        stderr(&out).to_lowercase().contains("unauthorized")
+            || stderr(&out).to_lowercase().contains("credentials"),
+        "{}",
+        stderr(&out)
+    );
+
+    let out = daemon
+        .docker_with_stdin(
+            &["login", &host, "-u", "skiff", "--password-stdin"],
+            b"s3cret\n".to_vec(),
+        )
+        .unwrap();
+    assert!(out.status.success(), "login: {}", stderr(&out));
+    daemon.docker_ok(&["pull", &image]).unwrap();
+    assert!(inspect(&daemon, &image).is_some());
 }

@@ -16,6 +16,7 @@ pub(crate) enum SystemRoute {
     Version,
     Info,
     DiskUsage,
+    Auth,
 }
 
 pub(crate) fn match_route(method: &Method, path: &str) -> Matched<SystemRoute> {
@@ -33,6 +34,8 @@ pub(crate) fn match_route(method: &Method, path: &str) -> Matched<SystemRoute> {
         "/version" => get_only(SystemRoute::Version),
         "/info" => get_only(SystemRoute::Info),
         "/system/df" => get_only(SystemRoute::DiskUsage),
+        "/auth" if method == Method::POST => Matched::Found(SystemRoute::Auth),
+        "/auth" => Matched::WrongMethod,
         _ => Matched::NotFound,
     }
 }
@@ -40,9 +43,14 @@ pub(crate) fn match_route(method: &Method, path: &str) -> Matched<SystemRoute> {
 pub(crate) async fn handle(
     route: SystemRoute,
     ctx: Ctx,
-    _req: Request<Incoming>,
+    req: Request<Incoming>,
 ) -> Result<Response<Body>, ApiError> {
     match route {
+        SystemRoute::Auth => {
+            let auth: crate::auth::AuthConfig = crate::request::read_json(req.into_body()).await?;
+            let ok = ctx.backends.system.auth(auth).await?;
+            Ok(response::json(StatusCode::OK, &ok))
+        }
         SystemRoute::Ping { head } => Ok(ping(head)),
         SystemRoute::Version => {
             let mut v = ctx.backends.system.version().await?;

@@ -330,6 +330,15 @@ impl Default for SystemInfo {
     }
 }
 
+/// `POST /auth` answer.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct AuthResponse {
+    pub status: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub identity_token: String,
+}
+
 /// `GET /system/df`. A `None` part is one the client did not ask for (`?type=`): `null`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]

@@ -50,6 +50,28 @@ impl ImageService {
         }
     }
 
+    /// `docker login`: checks credentials against the registry in `serveraddress`.
+    pub async fn login(&self, auth: skiff_api::AuthConfig) -> Result<(), ApiError> {
+        let domain = login_domain(&auth.serveraddress);
+        // Any repository of that registry will do: login checks `GET /v2/` only.
+        let probe = Reference::parse(&format!("{domain}/skiff/login")).map_err(|e| {
+            ApiError::invalid_argument(format!(
+                "invalid registry address {:?}: {e}",
+                auth.serveraddress
+            ))
+        })?;
+        let repo = self.registry.repository(&probe, &pull::convert_auth(auth));
+        repo.check_login().await.map_err(|e| {
+            let e = errors::registry(e);
+            // Here a refusal is the answer to the client's own credentials: 401, as dockerd.
+            if e.kind == skiff_api::ErrorKind::Forbidden {
+                ApiError::unauthorized(e.message)
+            } else {
+                e
+            }
+        })
+    }
+
     pub fn store(&self) -> &Arc<Store> {
         &self.store
     }
@@ -157,6 +179,20 @@ fn view(store: &Store, refs: &Refs, record: ImageRecord) -> Result<ImageView, Ap
         tags,
         digests,
     })
+}
+
+/// The registry host of a `serveraddress` as the CLI sends it: `127.0.0.1:5000`,
+/// `https://host/`, or Docker Hub's `https://index.docker.io/v1/`.
+fn login_domain(server: &str) -> String {
+    let s = server
+        .trim()
+        .trim_start_matches("https://")
+        .trim_start_matches("http://");
+    let host = s.split('/').next().unwrap_or_default();
+    match host {
+        "" | "index.docker.io" | "registry-1.docker.io" | "docker.io" => "docker.io".into(),
+        h => h.to_string(),
+    }
 }
 
 fn created_unix(config: &Value) -> i64 {
@@ -626,6 +662,14 @@ impl ImageService {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn login_addresses_name_the_registry() {
+        assert_eq!(login_domain("https://index.docker.io/v1/"), "docker.io");
+        assert_eq!(login_domain("127.0.0.1:5000"), "127.0.0.1:5000");
+        assert_eq!(login_domain("http://reg.local:80/v2/"), "reg.local:80");
+        assert_eq!(login_domain(""), "docker.io");
+    }
 
     #[test]
     fn globs_do_not_cross_slashes() {

@@ -326,7 +326,7 @@ pub(super) fn diff_ids(config: &[u8], layers: usize) -> Result<Vec<Digest>, ApiE
         .collect()
 }
 
-fn convert_auth(a: skiff_api::AuthConfig) -> AuthConfig {
+pub(super) fn convert_auth(a: skiff_api::AuthConfig) -> AuthConfig {
     AuthConfig {
         username: a.username,
         password: a.password,

@@ -300,6 +300,24 @@ impl Repository {
         Ok((bytes, content_type, digest))
     }
 
+    /// `docker login`: checks the credentials with an authorized `GET /v2/` on the origin
+    /// (never a mirror). Anonymous access counts as success when no credentials were given.
+    pub async fn check_login(&self) -> Result<()> {
+        let groups = self.groups().await;
+        let origin = groups
+            .iter()
+            .rev()
+            .find(|g| g.iter().all(|e| !e.mirror))
+            .or(groups.last())
+            .ok_or_else(|| {
+                Error::Internal(format!("no endpoint for {}", self.inner.reference.domain()))
+            })?;
+        let pinged = self.ping(origin).await?;
+        self.send_authorized(pinged, "/v2/", &[], "registry login")
+            .await
+            .map(drop)
+    }
+
     async fn groups(&self) -> &Vec<EndpointGroup> {
         self.inner
             .groups
