@@ -213,20 +213,27 @@ impl Parser<'_> {
             };
             let uid = match pax_u64(&p.pax, "uid")? {
                 Some(v) => v,
+                None if empty_field(h, 108..116) => 0,
                 None => h.uid().map_err(bad)?,
             };
             let gid = match pax_u64(&p.pax, "gid")? {
                 Some(v) => v,
+                None if empty_field(h, 116..124) => 0,
                 None => h.gid().map_err(bad)?,
             };
             let mtime = match pax_bytes(&p.pax, "mtime") {
                 Some(v) => parse_pax_time(v)?,
+                None if empty_field(h, 136..148) => (0, 0),
                 None => (h.mtime().map_err(bad)? as i64, 0),
             };
             let meta = Meta {
                 path,
                 kind,
-                mode: h.mode().map_err(bad)?,
+                mode: if empty_field(h, 100..108) {
+                    0
+                } else {
+                    h.mode().map_err(bad)?
+                },
                 uid: u32::try_from(uid).map_err(|_| bad_msg(format!("uid {uid} out of range")))?,
                 gid: u32::try_from(gid).map_err(|_| bad_msg(format!("gid {gid} out of range")))?,
                 mtime,
@@ -442,5 +449,27 @@ mod tests {
         assert_eq!(padding(1), 511);
         assert_eq!(padding(512), 0);
         assert_eq!(padding(513), 511);
+    }
+}
+
+/// A numeric header field left empty (all NUL or spaces) reads as 0, as in Go's
+/// archive/tar, which is what dockerd and most image builders use.
+fn empty_field(h: &tar::Header, range: std::ops::Range<usize>) -> bool {
+    h.as_bytes()[range].iter().all(|b| *b == 0 || *b == b' ')
+}
+
+#[cfg(test)]
+mod empty_field_tests {
+    use super::empty_field;
+
+    #[test]
+    fn nul_and_space_fields_are_empty_digits_are_not() {
+        let mut h = tar::Header::new_gnu();
+        h.as_mut_bytes()[108..116].fill(0);
+        assert!(empty_field(&h, 108..116));
+        h.as_mut_bytes()[108..116].copy_from_slice(b"       \0");
+        assert!(empty_field(&h, 108..116));
+        h.set_uid(5);
+        assert!(!empty_field(&h, 108..116));
     }
 }
