@@ -159,20 +159,17 @@ fn view(store: &Store, refs: &Refs, record: ImageRecord) -> Result<ImageView, Ap
             record.id
         ))
     })?;
-    let mut tags: Vec<String> = refs
-        .tags
-        .iter()
-        .filter(|(_, v)| **v == record.id)
-        .map(|(k, _)| names::familiar(k))
-        .collect();
-    tags.sort();
-    let mut digests: Vec<String> = refs
-        .digests
-        .iter()
-        .filter(|(_, v)| **v == record.id)
-        .map(|(k, _)| names::familiar(k))
-        .collect();
-    digests.sort();
+    let familiar_of = |map: &std::collections::BTreeMap<String, Digest>| {
+        let mut v: Vec<String> = map
+            .iter()
+            .filter(|(_, id)| **id == record.id)
+            .map(|(k, _)| names::familiar(k))
+            .collect();
+        v.sort();
+        v
+    };
+    let tags = familiar_of(&refs.tags);
+    let digests = familiar_of(&refs.digests);
     Ok(ImageView {
         record,
         config,
