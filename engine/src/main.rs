@@ -4,6 +4,7 @@ mod backends;
 mod config;
 mod daemon;
 mod daemon_files;
+mod delta_cli;
 mod error;
 mod images;
 mod registry;
@@ -31,6 +32,8 @@ enum Command {
     Daemon(DaemonArgs),
     /// Verify the whole store and list every problem; exits 1 when any is found.
     Check(CheckArgs),
+    /// Offline delta tools: create, apply and inspect layer deltas.
+    Delta(delta_cli::DeltaArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -79,6 +82,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Daemon(args) => run_daemon(args),
         Command::Check(args) => daemon::check(&args.data_root, args.deep),
+        Command::Delta(args) => delta_cli::run(args),
     };
     match result {
         Ok(code) => code,
