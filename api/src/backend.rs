@@ -34,6 +34,15 @@ pub trait ImageBackend: Send + Sync {
     /// Pulls `req.reference()`, reporting through `progress`. An error returned before the
     /// first message becomes an HTTP status; after it, an in-stream error line.
     async fn pull(&self, req: PullRequest, progress: Progress) -> Result<(), ApiError>;
+    /// Pushes the local image `name:tag` (every tag of `name` when `tag` is empty) to its
+    /// registry. Like `pull`: an error before the first message becomes an HTTP status.
+    async fn push(
+        &self,
+        name: &str,
+        tag: &str,
+        auth: Option<AuthConfig>,
+        progress: Progress,
+    ) -> Result<(), ApiError>;
     async fn list(&self, opts: ImageListOptions) -> Result<Vec<ImageSummary>, ApiError>;
     /// `name` is a reference, a full or short ID, or `sha256:<id>`.
     async fn inspect(&self, name: &str) -> Result<ImageInspect, ApiError>;

@@ -126,6 +126,23 @@ impl ImageBackend for Echo {
             }
         }
     }
+    async fn push(
+        &self,
+        name: &str,
+        tag: &str,
+        auth: Option<skiff_api::AuthConfig>,
+        progress: Progress,
+    ) -> Result<(), ApiError> {
+        if name.ends_with("/missing") {
+            return Err(ApiError::not_found(format!(
+                "An image does not exist locally with the tag: {name}"
+            )));
+        }
+        let user = auth.map(|a| a.username).unwrap_or_default();
+        progress
+            .status(format!("push name={name} tag={tag} user={user}"), None)
+            .await
+    }
     async fn list(&self, opts: ImageListOptions) -> Result<Vec<ImageSummary>, ApiError> {
         Ok(vec![ImageSummary {
             id: "sha256:1111".into(),
@@ -597,6 +614,41 @@ async fn pull_passes_query_and_registry_auth_and_maps_errors() {
         let (status, _, _) = call(&s.sock, Method::POST, bad).await;
         assert_eq!(status, 400, "{bad}");
     }
+}
+
+#[tokio::test]
+async fn push_passes_name_tag_and_registry_auth_and_maps_errors() {
+    let s = start();
+    let auth = "eyJ1c2VybmFtZSI6Im1lIiwicGFzc3dvcmQiOiJwdyJ9"; // {"username":"me","password":"pw"}, unpadded
+    let (status, h, b) = call_with(
+        &s.sock,
+        Method::POST,
+        "/images/127.0.0.1:5000/a/b/push?tag=v1",
+        &[("x-registry-auth", auth)],
+        "",
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(h["content-type"], "application/json");
+    assert_eq!(
+        lines(&b)[0]["status"],
+        "push name=127.0.0.1:5000/a/b tag=v1 user=me"
+    );
+    let (status, _, b) = call(&s.sock, Method::POST, "/images/x/missing/push?tag=1").await;
+    assert_eq!(status, 404);
+    assert_eq!(
+        json(&b)["message"],
+        "An image does not exist locally with the tag: x/missing"
+    );
+    let (status, _, _) = call_with(
+        &s.sock,
+        Method::POST,
+        "/images/a/push",
+        &[("x-registry-auth", "%%%")],
+        "",
+    )
+    .await;
+    assert_eq!(status, 400);
 }
 
 #[tokio::test]

@@ -31,6 +31,7 @@ pub(crate) enum ImageRoute {
     Tag(String),
     Save(String),
     Remove(String),
+    Push(String),
 }
 
 /// `path` is what follows `/images`.
@@ -52,7 +53,7 @@ pub(crate) fn match_route(method: &Method, path: &str) -> Matched<ImageRoute> {
         }
     }
     // endpoints of this area that are not served yet: a plain 404, not a misleading 405
-    if rest == "search" || (rest.ends_with("/push") && *method == Method::POST) {
+    if rest == "search" {
         return Matched::NotFound;
     }
     // dockerd's `DELETE /images/{name:.*}` takes any path, so every other path exists
@@ -66,6 +67,7 @@ pub(crate) fn match_route(method: &Method, path: &str) -> Matched<ImageRoute> {
             ("history", &Method::GET) => Some(ImageRoute::History(name)),
             ("tag", &Method::POST) => Some(ImageRoute::Tag(name)),
             ("get", &Method::GET) => Some(ImageRoute::Save(name)),
+            ("push", &Method::POST) => Some(ImageRoute::Push(name)),
             _ => None,
         };
         if let Some(route) = found {
@@ -94,20 +96,11 @@ pub(crate) async fn handle(
                     "fromImage is required: pass the image to pull as ?fromImage=NAME&tag=TAG",
                 )
             })?;
-            let header = req.headers().get(REGISTRY_AUTH_HEADER);
-            let header = match header {
-                Some(h) => Some(h.to_str().map_err(|_| {
-                    ApiError::invalid_argument(
-                        "invalid X-Registry-Auth header: not ASCII; send base64url-encoded JSON",
-                    )
-                })?),
-                None => None,
-            };
             let pull = PullRequest {
                 from_image: from_image.to_string(),
                 tag: q.get("tag").unwrap_or("").to_string(),
                 platform: q.non_empty("platform").map(str::to_string),
-                auth: decode_registry_auth(header)?,
+                auth: registry_auth(&req)?,
             };
             let (progress, rx) = Progress::channel();
             let fut = Box::pin(async move { images.pull(pull, progress).await });
@@ -135,6 +128,13 @@ pub(crate) async fn handle(
             let mut list = images.list(opts).await?;
             list.iter_mut().for_each(|i| shape_summary(i, ctx.version));
             Ok(response::json(StatusCode::OK, &list))
+        }
+        ImageRoute::Push(name) => {
+            let tag = q.get("tag").unwrap_or("").to_string();
+            let auth = registry_auth(&req)?;
+            let (progress, rx) = Progress::channel();
+            let fut = Box::pin(async move { images.push(&name, &tag, auth, progress).await });
+            Ok(drive::json_lines(fut, rx, Start::FirstMessage).await)
         }
         ImageRoute::Inspect(name) => {
             let mut inspect = images.inspect(&name).await?;
@@ -198,6 +198,19 @@ async fn save(
     let (out, rx) = TarWriter::channel();
     let fut = Box::pin(async move { images.save(names, out).await });
     drive::raw(fut, rx, "application/x-tar").await
+}
+
+/// The decoded `X-Registry-Auth` header (pull and push), `None` when absent.
+fn registry_auth(req: &Request<Incoming>) -> Result<Option<crate::auth::AuthConfig>, ApiError> {
+    let header = match req.headers().get(REGISTRY_AUTH_HEADER) {
+        Some(h) => Some(h.to_str().map_err(|_| {
+            ApiError::invalid_argument(
+                "invalid X-Registry-Auth header: not ASCII; send base64url-encoded JSON",
+            )
+        })?),
+        None => None,
+    };
+    decode_registry_auth(header)
 }
 
 /// The request body as an `AsyncRead` for the backend.
@@ -283,6 +296,11 @@ mod tests {
             Matched::WrongMethod
         );
         assert_eq!(match_route(&Method::GET, "/foo"), Matched::WrongMethod);
+        assert_eq!(
+            found(Method::POST, "/127.0.0.1:5000/a/b/push"),
+            ImageRoute::Push("127.0.0.1:5000/a/b".into())
+        );
+        assert_eq!(match_route(&Method::GET, "/a/b/push"), Matched::WrongMethod);
         assert_eq!(match_route(&Method::GET, ""), Matched::NotFound);
     }
 

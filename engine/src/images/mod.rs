@@ -5,6 +5,7 @@ mod archive;
 mod errors;
 mod names;
 mod pull;
+mod push;
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
@@ -332,6 +333,16 @@ fn parse_timestamp(s: &str) -> Result<i64, ApiError> {
 impl ImageBackend for ImageService {
     async fn pull(&self, req: PullRequest, progress: Progress) -> Result<(), ApiError> {
         pull::pull(self, req, progress).await
+    }
+
+    async fn push(
+        &self,
+        name: &str,
+        tag: &str,
+        auth: Option<skiff_api::AuthConfig>,
+        progress: Progress,
+    ) -> Result<(), ApiError> {
+        push::push(self, name, tag, auth, progress).await
     }
 
     async fn list(&self, opts: ImageListOptions) -> Result<Vec<ImageSummary>, ApiError> {

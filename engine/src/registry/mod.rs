@@ -23,6 +23,7 @@ mod manifest;
 mod platform;
 mod reference;
 mod transport;
+mod upload;
 
 #[cfg(test)]
 mod tests;
@@ -39,3 +40,4 @@ pub use manifest::{
 };
 pub use platform::Platform;
 pub use reference::Reference;
+pub use upload::{Uploader, UPLOAD_CHUNK};
