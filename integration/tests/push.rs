@@ -9,7 +9,8 @@ use std::process::Command;
 use std::time::Duration;
 
 use common::*;
-use serde_json::Value;
+use serde_json::{json, Value};
+use sha2::{Digest as _, Sha256};
 use skiff_integration::{process, test_images, Daemon, DaemonOptions, Registry};
 
 /// `skopeo inspect` of a pushed reference (plain HTTP registry).
@@ -121,6 +122,7 @@ fn push_to_another_registry_then_pull_back_on_an_empty_daemon() {
         );
         assert_eq!(pushed_digest(&again, "v1"), digest);
     }
+    assert_no_temp_blobs(&e.daemon);
 
     // an image that is not there is an error, not an empty push
     let out = e
@@ -142,6 +144,86 @@ fn push_to_another_registry_then_pull_back_on_an_empty_daemon() {
         )
         .unwrap();
     assert_eq!(r.status, 404, "{}", r.text());
+}
+
+/// No compressed layer may stay behind in the store's tmp dir after a push.
+fn assert_no_temp_blobs(d: &Daemon) {
+    let left: Vec<_> = std::fs::read_dir(d.data_root().join("tmp"))
+        .map(|r| r.filter_map(|e| e.ok()).map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(
+        !left
+            .iter()
+            .any(|n| n.to_string_lossy().starts_with("push-")),
+        "{left:?}"
+    );
+}
+
+/// A `docker save` tar of a one-layer image whose layer holds `bytes` random (so
+/// incompressible) bytes.
+fn random_image_tar(tag: &str, bytes: usize) -> Vec<u8> {
+    let payload: Vec<u8> = (0..bytes).map(|_| rand::random::<u8>()).collect();
+    let mut layer = tar::Builder::new(Vec::new());
+    let mut h = tar::Header::new_gnu();
+    h.set_size(payload.len() as u64);
+    h.set_mode(0o644);
+    h.set_mtime(0);
+    layer.append_data(&mut h, "big.bin", &payload[..]).unwrap();
+    let layer = layer.into_inner().unwrap();
+    let diff_id = format!("sha256:{}", hex::encode(Sha256::digest(&layer)));
+    let config = serde_json::to_vec(&json!({
+        "architecture": "amd64",
+        "os": "linux",
+        "created": "2024-01-01T00:00:00Z",
+        "config": {"Cmd": ["sh"]},
+        "rootfs": {"type": "layers", "diff_ids": [diff_id]},
+    }))
+    .unwrap();
+    let config_name = format!("{}.json", hex::encode(Sha256::digest(&config)));
+    let manifest = serde_json::to_vec(&json!([{
+        "Config": config_name,
+        "RepoTags": [tag],
+        "Layers": ["layer/layer.tar"],
+    }]))
+    .unwrap();
+    let mut out = tar::Builder::new(Vec::new());
+    for (name, data) in [
+        (config_name.as_str(), &config),
+        ("layer/layer.tar", &layer),
+        ("manifest.json", &manifest),
+    ] {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(data.len() as u64);
+        h.set_mode(0o644);
+        out.append_data(&mut h, name, &data[..]).unwrap();
+    }
+    out.into_inner().unwrap()
+}
+
+#[test]
+fn a_layer_larger_than_one_upload_chunk_arrives_whole() {
+    let target_registry = Registry::start().unwrap();
+    let b = target_registry.host_port().to_string();
+    let daemon = Daemon::start(DaemonOptions::with_registry(&target_registry)).unwrap();
+    let fresh = Daemon::start(DaemonOptions::with_registry(&target_registry)).unwrap();
+    let target = format!("{b}/pushed/big:1");
+    // 3.5 MiB of random data: four upload chunks after gzip
+    let out = daemon
+        .docker_with_stdin(&["load"], random_image_tar(&target, 7 << 19))
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let id = inspect(&daemon, &target).unwrap()["Id"].clone();
+
+    let out = daemon.docker_ok(&["push", &target]).unwrap();
+    assert!(out.contains("Pushed"), "{out}");
+    let digest = pushed_digest(&out, "1");
+    assert_no_temp_blobs(&daemon);
+    let inspected = skopeo_inspect(&target, None);
+    assert_eq!(inspected["Digest"], digest.as_str());
+
+    fresh.docker_ok(&["pull", &target]).unwrap();
+    let v = inspect(&fresh, &target).unwrap();
+    assert_eq!(v["Id"], id);
 }
 
 #[test]
