@@ -395,6 +395,197 @@ fn inspect(a: &InspectArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn create_oci(_a: &CreateArgs, _base: &str, _target: &str) -> anyhow::Result<()> {
-    bail!("--base-oci/--target-oci are not implemented yet; export the layers as tars and use --base/--target")
+/// One image of an OCI layout: its manifest digest and layer blob paths.
+struct OciImage {
+    layout: PathBuf,
+    manifest: String,
+    layers: Vec<(String, PathBuf)>,
+}
+
+const REF_NAME: &str = "org.opencontainers.image.ref.name";
+
+/// `DIR` or `DIR:TAG` (a directory whose name holds a `:` wins over a tag).
+fn parse_oci_ref(spec: &str) -> (PathBuf, Option<String>) {
+    if Path::new(spec).is_dir() {
+        return (PathBuf::from(spec), None);
+    }
+    match spec.rsplit_once(':') {
+        Some((dir, tag)) if !tag.contains('/') => (PathBuf::from(dir), Some(tag.to_string())),
+        _ => (PathBuf::from(spec), None),
+    }
+}
+
+fn read_json(path: &Path) -> anyhow::Result<Value> {
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    serde_json::from_slice(&bytes).with_context(|| format!("{} is not valid JSON", path.display()))
+}
+
+/// `blobs/<alg>/<hex>` for a digest; refuses anything that is not a plain digest so a
+/// manifest cannot point outside the layout.
+fn blob_path(layout: &Path, digest: &str) -> anyhow::Result<PathBuf> {
+    let (alg, hex) = digest
+        .split_once(':')
+        .ok_or_else(|| anyhow!("'{digest}' is not a digest"))?;
+    let plain = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric());
+    if !plain(alg) || !plain(hex) {
+        bail!("'{digest}' is not a digest; the OCI layout is damaged");
+    }
+    Ok(layout.join("blobs").join(alg).join(hex))
+}
+
+fn go_arch() -> &'static str {
+    match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        "arm" => "arm",
+        other => other,
+    }
+}
+
+fn read_oci(spec: &str) -> anyhow::Result<OciImage> {
+    let (layout, tag) = parse_oci_ref(spec);
+    let index = read_json(&layout.join("index.json")).with_context(|| {
+        format!(
+            "{} is not an OCI image layout; make one with `skopeo copy docker://IMAGE oci:DIR:TAG`",
+            layout.display()
+        )
+    })?;
+    let manifests = index["manifests"].as_array().cloned().unwrap_or_default();
+    let chosen: Vec<&Value> = manifests
+        .iter()
+        .filter(|m| match &tag {
+            Some(t) => m["annotations"][REF_NAME].as_str() == Some(t),
+            None => true,
+        })
+        .collect();
+    let mut desc = match chosen.as_slice() {
+        [one] => (*one).clone(),
+        [] => bail!(
+            "no image tagged '{}' in {}; list the tags with `jq '.manifests[].annotations' {}/index.json`",
+            tag.unwrap_or_default(),
+            layout.display(),
+            layout.display()
+        ),
+        _ => bail!(
+            "{} holds {} images; pick one with {}:TAG",
+            layout.display(),
+            chosen.len(),
+            layout.display()
+        ),
+    };
+    let mut manifest_digest = desc["digest"].as_str().unwrap_or_default().to_string();
+    let mut manifest = read_json(&blob_path(&layout, &manifest_digest)?)?;
+    // A multi-platform index: take this machine's platform.
+    if manifest["manifests"].is_array() {
+        desc = manifest["manifests"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|m| m["platform"]["os"] == "linux" && m["platform"]["architecture"] == go_arch())
+            .cloned()
+            .ok_or_else(|| {
+                anyhow!(
+                    "{spec} is a multi-platform image without linux/{}; copy one platform with `skopeo copy --override-arch ARCH`",
+                    go_arch()
+                )
+            })?;
+        manifest_digest = desc["digest"].as_str().unwrap_or_default().to_string();
+        manifest = read_json(&blob_path(&layout, &manifest_digest)?)?;
+    }
+    let layers = manifest["layers"]
+        .as_array()
+        .ok_or_else(|| anyhow!("manifest {manifest_digest} in {spec} has no layers list"))?
+        .iter()
+        .map(|l| {
+            let digest = l["digest"].as_str().unwrap_or_default().to_string();
+            let path = blob_path(&layout, &digest)?;
+            Ok((digest, path))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    Ok(OciImage {
+        layout,
+        manifest: manifest_digest,
+        layers,
+    })
+}
+
+/// One delta per target layer against all base layers, into the directory `a.output`,
+/// plus `summary.json`. Target layers the base already has need no delta.
+fn create_oci(a: &CreateArgs, base_spec: &str, target_spec: &str) -> anyhow::Result<()> {
+    let base_img = read_oci(base_spec)?;
+    let target_img = read_oci(target_spec)?;
+    let mut bases = base_img
+        .layers
+        .iter()
+        .map(|(_, p)| open_layer(p))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let base_ids: Vec<String> = bases.iter().map(|b| b.diff_id.clone()).collect();
+    std::fs::create_dir_all(&a.output)
+        .with_context(|| format!("cannot create output directory {}", a.output.display()))?;
+    let opts = create_options(a);
+    let started = Instant::now();
+    let mut rows = Vec::new();
+    let mut target_ids = Vec::new();
+    let (mut total_target, mut total_delta) = (0u64, 0u64);
+    for (i, (digest, path)) in target_img.layers.iter().enumerate() {
+        let mut target = open_layer(path)?;
+        target_ids.push(target.diff_id.clone());
+        total_target += target.size;
+        if base_ids.contains(&target.diff_id) {
+            println!("layer {i}  {}  in the base, no delta", target.diff_id);
+            rows.push(json!({
+                "Index": i, "Digest": digest, "DiffID": target.diff_id, "Size": target.size,
+                "InBase": true, "Delta": null, "DeltaSize": 0,
+            }));
+            continue;
+        }
+        let hex = target.diff_id.trim_start_matches("sha256:");
+        let name = format!("{hex}.delta");
+        let stats = write_atomically(&a.output.join(&name), |out| {
+            for b in bases.iter_mut() {
+                b.reader.seek(SeekFrom::Start(0))?;
+            }
+            let mut refs: Vec<&mut dyn ReadSeek> = bases
+                .iter_mut()
+                .map(|b| &mut *b.reader as &mut dyn ReadSeek)
+                .collect();
+            skiff_delta::create(&mut refs, &mut target.reader, out, &opts)
+                .with_context(|| format!("cannot create the delta for target layer {i}"))
+        })?;
+        total_delta += stats.delta_size;
+        println!(
+            "layer {i}  {}  {} -> {} bytes ({})  {name}",
+            target.diff_id,
+            stats.target_size,
+            stats.delta_size,
+            ratio(stats.delta_size, stats.target_size)
+        );
+        rows.push(json!({
+            "Index": i, "Digest": digest, "DiffID": target.diff_id, "Size": target.size,
+            "InBase": false, "Delta": name, "DeltaSize": stats.delta_size,
+        }));
+    }
+    let summary = json!({
+        "Base": {
+            "Layout": base_img.layout, "Manifest": base_img.manifest, "DiffIDs": base_ids,
+        },
+        "Target": {
+            "Layout": target_img.layout, "Manifest": target_img.manifest, "DiffIDs": target_ids,
+        },
+        "Layers": rows,
+        "TargetSize": total_target,
+        "DeltaSize": total_delta,
+    });
+    write_atomically(&a.output.join("summary.json"), |out| {
+        serde_json::to_writer_pretty(&mut *out, &summary)?;
+        out.write_all(b"\n")?;
+        Ok(())
+    })?;
+    println!(
+        "total    {total_target} -> {total_delta} bytes ({}) in {:.2} s; summary in {}",
+        ratio(total_delta, total_target),
+        started.elapsed().as_secs_f64(),
+        a.output.join("summary.json").display()
+    );
+    Ok(())
 }

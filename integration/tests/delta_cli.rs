@@ -295,3 +295,157 @@ fn missing_input_is_a_clear_error() {
     );
     assert!(!PathBuf::from(f.path("d.delta")).exists());
 }
+
+/// Writes `bytes` as a blob of the OCI layout at `dir`; returns its descriptor.
+fn blob(dir: &Path, media_type: &str, bytes: &[u8]) -> Value {
+    let digest = sha256(bytes);
+    let path = dir
+        .join("blobs/sha256")
+        .join(digest.trim_start_matches("sha256:"));
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, bytes).unwrap();
+    json!({"mediaType": media_type, "digest": digest, "size": bytes.len()})
+}
+
+/// Adds an image with these (already compressed or plain) layer blobs to the layout.
+fn image(dir: &Path, tag: &str, layers: &[(&str, Vec<u8>)], diff_ids: &[String]) -> Value {
+    let config = json!({"architecture": "amd64", "os": "linux",
+        "rootfs": {"type": "layers", "diff_ids": diff_ids}});
+    let config = blob(
+        dir,
+        "application/vnd.oci.image.config.v1+json",
+        config.to_string().as_bytes(),
+    );
+    let layers: Vec<Value> = layers.iter().map(|(mt, b)| blob(dir, mt, b)).collect();
+    let manifest = json!({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": config, "layers": layers});
+    let mut desc = blob(
+        dir,
+        "application/vnd.oci.image.manifest.v1+json",
+        manifest.to_string().as_bytes(),
+    );
+    desc["annotations"] = json!({"org.opencontainers.image.ref.name": tag});
+    desc
+}
+
+#[test]
+fn oci_layouts_get_one_delta_per_changed_layer() {
+    let f = Fixture::new();
+    let layout = f.dir.path().join("layout");
+    let shared = tar_of(&[("etc/os-release", b"ID=test\n")]);
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(&f.base).unwrap();
+    let base_gz = gz.finish().unwrap();
+    let target_zst = zstd::encode_all(&f.target[..], 3).unwrap();
+    let v1 = image(
+        &layout,
+        "v1",
+        &[
+            ("application/vnd.oci.image.layer.v1.tar", shared.clone()),
+            (
+                "application/vnd.oci.image.layer.v1.tar+gzip",
+                base_gz.clone(),
+            ),
+        ],
+        &[sha256(&shared), sha256(&f.base)],
+    );
+    let v2 = image(
+        &layout,
+        "v2",
+        &[
+            ("application/vnd.oci.image.layer.v1.tar", shared.clone()),
+            ("application/vnd.oci.image.layer.v1.tar+zstd", target_zst),
+        ],
+        &[sha256(&shared), sha256(&f.target)],
+    );
+    let index = json!({"schemaVersion": 2, "manifests": [v1, v2]});
+    std::fs::write(layout.join("index.json"), index.to_string()).unwrap();
+    std::fs::write(
+        layout.join("oci-layout"),
+        r#"{"imageLayoutVersion":"1.0.0"}"#,
+    )
+    .unwrap();
+
+    let l = layout.to_str().unwrap();
+    let out = f.path("deltas");
+    // two images and no tag: which one is meant is unclear
+    let err = fails(&[
+        "delta",
+        "create",
+        "--base-oci",
+        l,
+        "--target-oci",
+        &format!("{l}:v2"),
+        "-o",
+        &out,
+    ]);
+    assert!(err.contains("holds 2 images"), "{err}");
+    let err = fails(&[
+        "delta",
+        "create",
+        "--base-oci",
+        &format!("{l}:v0"),
+        "--target-oci",
+        &format!("{l}:v2"),
+        "-o",
+        &out,
+    ]);
+    assert!(err.contains("no image tagged 'v0'"), "{err}");
+
+    ok(&[
+        "delta",
+        "create",
+        "--base-oci",
+        &format!("{l}:v1"),
+        "--target-oci",
+        &format!("{l}:v2"),
+        "-o",
+        &out,
+    ]);
+    let summary: Value =
+        serde_json::from_slice(&std::fs::read(f.dir.path().join("deltas/summary.json")).unwrap())
+            .unwrap();
+    assert_eq!(
+        summary["Base"]["DiffIDs"],
+        json!([sha256(&shared), sha256(&f.base)])
+    );
+    assert_eq!(
+        summary["Target"]["DiffIDs"],
+        json!([sha256(&shared), sha256(&f.target)])
+    );
+    let layers = summary["Layers"].as_array().unwrap();
+    assert_eq!(layers.len(), 2);
+    assert_eq!(layers[0]["InBase"], true);
+    assert_eq!(layers[0]["Delta"], Value::Null);
+    assert_eq!(layers[1]["InBase"], false);
+    let name = layers[1]["Delta"].as_str().unwrap();
+    let delta = f.dir.path().join("deltas").join(name);
+    assert_eq!(
+        layers[1]["DeltaSize"],
+        std::fs::metadata(&delta).unwrap().len()
+    );
+
+    // the delta is against both base layers, bottom to top; the base blobs apply it as is
+    let blob_of = |b: &[u8]| {
+        let d = sha256(b);
+        layout
+            .join("blobs/sha256")
+            .join(d.trim_start_matches("sha256:"))
+            .to_str()
+            .unwrap()
+            .to_string()
+    };
+    let printed = ok(&[
+        "delta",
+        "apply",
+        "--base",
+        &blob_of(&shared),
+        "--base",
+        &blob_of(&base_gz),
+        delta.to_str().unwrap(),
+        "-o",
+        &f.path("out.tar"),
+    ]);
+    assert_eq!(printed.trim(), sha256(&f.target));
+    assert_eq!(std::fs::read(f.path("out.tar")).unwrap(), f.target);
+}
