@@ -25,7 +25,7 @@ use super::errors::{self, blocking};
 use super::names;
 use super::pull::convert_auth;
 use super::ImageService;
-use crate::registry::{self, Reference, RegistryConfig, Uploader, DOCKER_CONFIG, DOCKER_MANIFEST};
+use crate::registry::{self, Reference, Uploader, DOCKER_CONFIG, DOCKER_MANIFEST};
 
 const DOCKER_LAYER_GZIP: &str = "application/vnd.docker.image.rootfs.diff.tar.gzip";
 const OCI_LAYER_GZIP: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
@@ -59,10 +59,8 @@ pub async fn push(
     }
     let targets = targets(svc, &repo, tag).await?;
     let auth = auth.map(convert_auth).unwrap_or_default();
-    // Insecure registries: loopback and localhost (dockerd's defaults). The daemon's
-    // insecure-registries list is not reachable from here yet (see docs/registry.md).
-    let uploader =
-        Uploader::new(&RegistryConfig::default(), &repo, &auth).map_err(errors::registry)?;
+    // Same insecure-registries rules as pull.
+    let uploader = Uploader::new(svc.registry.config(), &repo, &auth).map_err(errors::registry)?;
     // Reach and authenticate before the first byte: refusals become HTTP statuses.
     uploader.prepare().await.map_err(errors::registry)?;
     progress

@@ -41,6 +41,8 @@ pub struct RegistryClient {
 }
 
 struct Shared {
+    /// The settings the policy was built from (push builds its own uploader from them).
+    config: RegistryConfig,
     policy: Policy,
     transport: Transport,
     /// Per endpoint group (keyed by its first base URL): the endpoint that answered and its
@@ -81,12 +83,13 @@ pub struct ResolvedImage {
 impl RegistryClient {
     /// Validates the configuration; no network, no TLS set-up yet.
     pub fn new(config: &RegistryConfig) -> Result<Self> {
-        Ok(Self::from_policy(Policy::new(config)?))
+        Ok(Self::from_policy(Policy::new(config)?, config.clone()))
     }
 
-    fn from_policy(policy: Policy) -> Self {
+    fn from_policy(policy: Policy, config: RegistryConfig) -> Self {
         Self {
             inner: Arc::new(Shared {
+                config,
                 policy,
                 transport: Transport::default(),
                 pinged: Mutex::new(HashMap::new()),
@@ -99,7 +102,12 @@ impl RegistryClient {
     pub(crate) fn with_docker_hub(config: &RegistryConfig, hub: &str) -> Result<Self> {
         let mut p = Policy::new(config)?;
         p.set_docker_hub(hub)?;
-        Ok(Self::from_policy(p))
+        Ok(Self::from_policy(p, config.clone()))
+    }
+
+    /// The insecure registries and mirrors this client was configured with.
+    pub fn config(&self) -> &RegistryConfig {
+        &self.inner.config
     }
 
     /// A handle on one repository, authenticating with `auth` (from `X-Registry-Auth`).
