@@ -155,6 +155,46 @@ struct RegistryErrorEntry {
     message: String,
 }
 
+/// What a registry said in an error answer: its `errors[]` as `code: message`, or the
+/// HTTP status when the body says nothing useful.
+pub(crate) async fn registry_said(resp: Response<Incoming>, cap: u64) -> (StatusCode, String) {
+    let status = resp.status();
+    let body = read_capped(resp, cap, "error body")
+        .await
+        .unwrap_or_default();
+    let parsed: RegistryErrors = serde_json::from_slice(&body).unwrap_or_default();
+    let detail: Vec<String> = parsed
+        .errors
+        .iter()
+        .map(|e| format!("{}: {}", e.code.to_lowercase(), e.message))
+        .collect();
+    let said = if detail.is_empty() {
+        format!("HTTP {status}")
+    } else {
+        detail.join("; ")
+    };
+    (status, said)
+}
+
+/// The endpoint groups (mirrors, then the origin) for a registry domain. dockerd matches
+/// a registry's resolved addresses against insecure CIDRs; IP literals and docker.io (never
+/// insecure) need no lookup.
+pub(crate) async fn endpoint_groups(policy: &Policy, domain: &str) -> Vec<EndpointGroup> {
+    let host = host_of(domain);
+    let skip = host.parse::<IpAddr>().is_ok()
+        || host.starts_with('[')
+        || domain == super::reference::DEFAULT_DOMAIN;
+    let resolved: Vec<IpAddr> = if skip {
+        Vec::new()
+    } else {
+        match tokio::net::lookup_host((host, 0)).await {
+            Ok(addrs) => addrs.map(|a| a.ip()).collect(),
+            Err(_) => Vec::new(),
+        }
+    };
+    policy.endpoints(domain, &resolved)
+}
+
 impl Repository {
     pub fn reference(&self) -> &Reference {
         &self.inner.reference
@@ -329,23 +369,8 @@ impl Repository {
     async fn groups(&self) -> &Vec<EndpointGroup> {
         self.inner
             .groups
-            .get_or_init(|| async {
-                let domain = self.inner.reference.domain();
-                let host = host_of(domain);
-                // dockerd matches a registry's resolved addresses against insecure CIDRs.
-                // No lookup for IP literals, nor for docker.io (never insecure).
-                let skip = host.parse::<IpAddr>().is_ok()
-                    || host.starts_with('[')
-                    || domain == super::reference::DEFAULT_DOMAIN;
-                let resolved: Vec<IpAddr> = if skip {
-                    Vec::new()
-                } else {
-                    match tokio::net::lookup_host((host, 0)).await {
-                        Ok(addrs) => addrs.map(|a| a.ip()).collect(),
-                        Err(_) => Vec::new(),
-                    }
-                };
-                self.inner.shared.policy.endpoints(domain, &resolved)
+            .get_or_init(|| {
+                endpoint_groups(&self.inner.shared.policy, self.inner.reference.domain())
             })
             .await
     }
@@ -503,21 +528,7 @@ impl Repository {
     }
 
     async fn status_error(&self, resp: Response<Incoming>, what: &str) -> Error {
-        let status = resp.status();
-        let body = read_capped(resp, MAX_ERROR_BODY, "error body")
-            .await
-            .unwrap_or_default();
-        let parsed: RegistryErrors = serde_json::from_slice(&body).unwrap_or_default();
-        let detail: Vec<String> = parsed
-            .errors
-            .iter()
-            .map(|e| format!("{}: {}", e.code.to_lowercase(), e.message))
-            .collect();
-        let said = if detail.is_empty() {
-            format!("HTTP {status}")
-        } else {
-            detail.join("; ")
-        };
+        let (status, said) = registry_said(resp, MAX_ERROR_BODY).await;
         let name = self.inner.reference.name();
         match status {
             StatusCode::NOT_FOUND => Error::NotFound(format!("{what} not found: {said}")),

@@ -9,7 +9,6 @@
 //! registries, as pull does.
 
 use std::io::Read;
-use std::net::IpAddr;
 use std::path::Path;
 use std::sync::Mutex;
 
@@ -17,13 +16,13 @@ use bytes::Bytes;
 use http::header::{HeaderName, CONTENT_LENGTH, CONTENT_TYPE, LOCATION, WWW_AUTHENTICATE};
 use http::{Method, Request, Response, StatusCode, Uri};
 use hyper::body::Incoming;
-use serde::Deserialize;
 
 use super::auth::{parse_challenges, AuthConfig, Challenge, Credentials, TokenResponse};
+use super::client::{endpoint_groups, registry_said};
 use super::digest::Digest;
-use super::endpoints::{host_of, Endpoint, Policy, RegistryConfig};
+use super::endpoints::{Endpoint, Policy, RegistryConfig};
 use super::error::{Error, Result};
-use super::reference::{Reference, DEFAULT_DOMAIN};
+use super::reference::Reference;
 use super::transport::{header_value, join_location, read_capped, redact, Body, Transport};
 
 /// Bytes sent per `PATCH`: bounds the memory a push needs (the transport sends whole
@@ -41,20 +40,6 @@ pub struct Uploader {
     scope: String,
     endpoint: tokio::sync::OnceCell<(Endpoint, Vec<Challenge>)>,
     token: Mutex<Option<String>>,
-}
-
-#[derive(Deserialize, Default)]
-struct RegistryErrors {
-    #[serde(default)]
-    errors: Vec<RegistryErrorEntry>,
-}
-
-#[derive(Deserialize)]
-struct RegistryErrorEntry {
-    #[serde(default)]
-    code: String,
-    #[serde(default)]
-    message: String,
 }
 
 impl Uploader {
@@ -238,21 +223,7 @@ impl Uploader {
     }
 
     async fn status_error(&self, resp: Response<Incoming>, what: &str) -> Error {
-        let status = resp.status();
-        let body = read_capped(resp, MAX_SMALL_BODY, "error body")
-            .await
-            .unwrap_or_default();
-        let parsed: RegistryErrors = serde_json::from_slice(&body).unwrap_or_default();
-        let detail: Vec<String> = parsed
-            .errors
-            .iter()
-            .map(|e| format!("{}: {}", e.code.to_lowercase(), e.message))
-            .collect();
-        let said = if detail.is_empty() {
-            format!("HTTP {status}")
-        } else {
-            detail.join("; ")
-        };
+        let (status, said) = registry_said(resp, MAX_SMALL_BODY).await;
         let name = self.reference.name();
         match status {
             StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => Error::Unauthorized(format!(
@@ -274,20 +245,7 @@ impl Uploader {
             .endpoint
             .get_or_try_init(|| async {
                 let domain = self.reference.domain();
-                let host = host_of(domain);
-                // dockerd matches a registry's resolved addresses against insecure CIDRs.
-                let resolved: Vec<IpAddr> = if host.parse::<IpAddr>().is_ok()
-                    || host.starts_with('[')
-                    || domain == DEFAULT_DOMAIN
-                {
-                    Vec::new()
-                } else {
-                    match tokio::net::lookup_host((host, 0)).await {
-                        Ok(addrs) => addrs.map(|a| a.ip()).collect(),
-                        Err(_) => Vec::new(),
-                    }
-                };
-                let groups = self.policy.endpoints(domain, &resolved);
+                let groups = endpoint_groups(&self.policy, domain).await;
                 let origin = groups.last().cloned().unwrap_or_default();
                 let mut errors = Vec::new();
                 for ep in origin {
