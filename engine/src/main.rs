@@ -2,6 +2,7 @@
 
 mod backends;
 mod config;
+mod containers;
 mod daemon;
 mod daemon_files;
 mod delta_cli;

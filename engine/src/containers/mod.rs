@@ -1,0 +1,10 @@
+//! Containers: OCI spec, per-container shims, logs, events, stats and the container service
+//! behind the API's container, exec and events routes.
+#![allow(dead_code)]
+
+pub mod events;
+pub mod logs;
+pub mod names;
+pub mod spec;
+pub mod stats;
+pub mod top;
