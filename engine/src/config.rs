@@ -11,6 +11,10 @@ pub const DEFAULT_DATA_ROOT: &str = "/var/lib/skiff";
 pub const DEFAULT_EXEC_ROOT: &str = "/run/skiff";
 pub const DEFAULT_SOCKET: &str = "/run/skiff/skiff.sock";
 pub const DEFAULT_CONFIG_FILE: &str = "/etc/skiff/daemon.json";
+/// The runtime linked into the binary (youki's libcontainer); nothing to install.
+pub const BUILTIN_RUNTIME: &str = "libcontainer";
+/// Where `runc` is looked for when daemon.json does not declare it (Debian's path).
+pub const DEFAULT_RUNC_PATH: &str = "/usr/sbin/runc";
 
 /// The subset of dockerd's daemon.json vocabulary skiff understands. Unknown keys are an
 /// error, like dockerd, so a typo never silently does nothing.
@@ -65,8 +69,9 @@ pub struct Config {
     pub insecure_registries: Vec<String>,
     pub registry_mirrors: Vec<String>,
     pub log_driver: String,
-    #[allow(dead_code)] // read by the logging driver (containers issue)
     pub log_opts: std::collections::BTreeMap<String, String>,
+    /// json-file rotation from `log-opts` (`max-size`, `max-file`), validated at load.
+    pub log_rotation: LogRotation,
     pub default_runtime: String,
     pub runtimes: std::collections::BTreeMap<String, RuntimeConfig>,
     pub live_restore: bool,
@@ -116,12 +121,40 @@ impl Config {
             }
         };
         let mut runtimes = file.runtimes.unwrap_or_default();
+        if runtimes.contains_key(BUILTIN_RUNTIME) {
+            return Err(Error::Config(format!(
+                "runtime name {BUILTIN_RUNTIME:?} is reserved for the built-in runtime; declare yours under another name"
+            )));
+        }
+        for (name, rt) in &runtimes {
+            if rt.path.is_empty() {
+                return Err(Error::Config(format!(
+                    "runtime {name:?} has no path; give the runtime binary's path in runtimes.{name}.path"
+                )));
+            }
+        }
         runtimes
             .entry("runc".into())
             .or_insert_with(|| RuntimeConfig {
-                path: "runc".into(),
+                path: DEFAULT_RUNC_PATH.into(),
                 runtime_args: Vec::new(),
             });
+        let default_runtime = file
+            .default_runtime
+            .unwrap_or_else(|| BUILTIN_RUNTIME.into());
+        if default_runtime != BUILTIN_RUNTIME && !runtimes.contains_key(&default_runtime) {
+            return Err(Error::Config(format!(
+                "default-runtime {default_runtime:?} is not declared in runtimes; use {BUILTIN_RUNTIME:?}, \"runc\" or declare it"
+            )));
+        }
+        let log_driver = file.log_driver.unwrap_or_else(|| "json-file".into());
+        if log_driver != "json-file" && log_driver != "none" {
+            return Err(Error::Config(format!(
+                "log-driver {log_driver:?} is not supported: use \"json-file\" or \"none\""
+            )));
+        }
+        let log_opts = file.log_opts.unwrap_or_default();
+        let log_rotation = LogRotation::from_opts(&log_opts)?;
         Ok(Config {
             data_root: flags
                 .data_root
@@ -136,9 +169,10 @@ impl Config {
             log_level,
             insecure_registries: pick(flags.insecure_registries, file.insecure_registries),
             registry_mirrors: pick(flags.registry_mirrors, file.registry_mirrors),
-            log_driver: file.log_driver.unwrap_or_else(|| "json-file".into()),
-            log_opts: file.log_opts.unwrap_or_default(),
-            default_runtime: file.default_runtime.unwrap_or_else(|| "runc".into()),
+            log_driver,
+            log_opts,
+            log_rotation,
+            default_runtime,
             runtimes,
             live_restore: file.live_restore.unwrap_or(true),
             max_concurrent_downloads: flags
@@ -148,6 +182,74 @@ impl Config {
                 .max(1),
         })
     }
+}
+
+/// json-file rotation settings: rotate when the file exceeds `max_size` bytes, keeping
+/// `max_file` files in all (dockerd's defaults: no limit, 1 file).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogRotation {
+    pub max_size: Option<u64>,
+    pub max_file: u32,
+}
+
+impl LogRotation {
+    pub fn from_opts(opts: &std::collections::BTreeMap<String, String>) -> Result<Self> {
+        let mut out = LogRotation {
+            max_size: None,
+            max_file: 1,
+        };
+        for (k, v) in opts {
+            match k.as_str() {
+                "max-size" => out.max_size = parse_size(v)?,
+                "max-file" => {
+                    out.max_file = v.parse::<u32>().ok().filter(|n| *n >= 1).ok_or_else(|| {
+                        Error::Config(format!(
+                            "log-opts max-file {v:?} is invalid: give a whole number of at least 1"
+                        ))
+                    })?
+                }
+                // dockerd's json-file options skiff accepts and ignores
+                "compress" | "labels" | "labels-regex" | "env" | "env-regex" | "tag" | "mode"
+                | "max-buffer-size" => {}
+                other => {
+                    return Err(Error::Config(format!(
+                        "unknown log-opts key {other:?}: json-file takes max-size and max-file"
+                    )))
+                }
+            }
+        }
+        if out.max_file > 1 && out.max_size.is_none() {
+            return Err(Error::Config(
+                "log-opts max-file needs max-size: set max-size too (e.g. \"10m\")".into(),
+            ));
+        }
+        Ok(out)
+    }
+}
+
+/// Docker's size syntax: `1024`, `10k`, `10m`, `1g` (binary units, optional `b`); -1 = none.
+pub fn parse_size(v: &str) -> Result<Option<u64>> {
+    let bad = || {
+        Error::Config(format!(
+            "invalid size {v:?}: use a number with an optional unit k, m or g, e.g. \"10m\""
+        ))
+    };
+    let t = v.trim().to_ascii_lowercase();
+    if t == "-1" {
+        return Ok(None);
+    }
+    let t = t.strip_suffix('b').unwrap_or(&t);
+    let (num, mult) = match t.chars().last() {
+        Some('k') => (&t[..t.len() - 1], 1u64 << 10),
+        Some('m') => (&t[..t.len() - 1], 1 << 20),
+        Some('g') => (&t[..t.len() - 1], 1 << 30),
+        _ => (t, 1),
+    };
+    let n: f64 = num.trim().parse().map_err(|_| bad())?;
+    if !(n.is_finite() && n > 0.0) {
+        return Err(bad());
+    }
+    Ok(Some((n * mult as f64) as u64))
 }
 
 fn read_file(path: &Path) -> Result<FileConfig> {
@@ -211,6 +313,46 @@ mod tests {
         assert_eq!(cfg.exec_root, PathBuf::from(DEFAULT_EXEC_ROOT));
         assert_eq!(cfg.socket, PathBuf::from(DEFAULT_SOCKET));
         assert_eq!(cfg.log_level, "info");
+        assert_eq!(cfg.default_runtime, BUILTIN_RUNTIME);
+        assert_eq!(cfg.runtimes["runc"].path, DEFAULT_RUNC_PATH);
+        assert_eq!(cfg.log_driver, "json-file");
+        assert_eq!(
+            cfg.log_rotation,
+            LogRotation {
+                max_size: None,
+                max_file: 1
+            }
+        );
+    }
+
+    #[test]
+    fn runtimes_and_log_opts_are_read_and_checked() {
+        let file: FileConfig = serde_json::from_str(
+            r#"{"runtimes":{"crun":{"path":"/usr/bin/crun","runtimeArgs":["--debug"]}},
+                "default-runtime":"crun","log-opts":{"max-size":"10m","max-file":"3"},
+                "live-restore":true}"#,
+        )
+        .unwrap();
+        let cfg = Config::merge(file, FlagConfig::default()).unwrap();
+        assert_eq!(cfg.default_runtime, "crun");
+        assert_eq!(cfg.runtimes["crun"].runtime_args, vec!["--debug".to_string()]);
+        assert_eq!(cfg.runtimes["runc"].path, DEFAULT_RUNC_PATH);
+        assert_eq!(cfg.log_rotation.max_size, Some(10 << 20));
+        assert_eq!(cfg.log_rotation.max_file, 3);
+        for bad in [
+            r#"{"default-runtime":"nope"}"#,
+            r#"{"runtimes":{"libcontainer":{"path":"/x"}}}"#,
+            r#"{"log-driver":"syslog"}"#,
+            r#"{"log-opts":{"max-size":"ten"}}"#,
+            r#"{"log-opts":{"max-file":"0","max-size":"1m"}}"#,
+            r#"{"log-opts":{"max-file":"2"}}"#,
+        ] {
+            let file: FileConfig = serde_json::from_str(bad).unwrap();
+            assert!(Config::merge(file, FlagConfig::default()).is_err(), "{bad}");
+        }
+        assert_eq!(parse_size("1k").unwrap(), Some(1024));
+        assert_eq!(parse_size("2MB").unwrap(), Some(2 << 20));
+        assert_eq!(parse_size("100").unwrap(), Some(100));
     }
 
     #[test]

@@ -158,6 +158,15 @@ impl SystemBackend for SystemService {
                         },
                     )
                 })
+                .chain(std::iter::once((
+                    crate::config::BUILTIN_RUNTIME.to_string(),
+                    RuntimeInfo {
+                        // linked into the skiff binary: there is no separate executable
+                        path: crate::config::BUILTIN_RUNTIME.to_string(),
+                        runtime_args: Vec::new(),
+                        status: None,
+                    },
+                )))
                 .collect(),
             live_restore_enabled: self.config.live_restore,
             debug: self.config.log_level == "debug",

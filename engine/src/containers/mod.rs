@@ -8,3 +8,7 @@ pub mod names;
 pub mod spec;
 pub mod stats;
 pub mod top;
+
+pub mod etcfiles;
+pub mod record;
+pub mod rootfs;
