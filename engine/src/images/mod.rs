@@ -667,6 +667,43 @@ impl ImageService {
     }
 }
 
+/// What the container service needs of an image: its record (layers) and config bytes.
+pub struct ResolvedImage {
+    pub record: ImageRecord,
+    pub config: Vec<u8>,
+    /// Layer diff directories, top layer first (overlay lowerdir order).
+    pub lowers: Vec<std::path::PathBuf>,
+}
+
+impl ImageService {
+    /// Resolves a name, short or full ID to an image: 404 `No such image: x` (the docker CLI
+    /// pulls on that message).
+    pub async fn resolve_image(&self, name: &str) -> Result<ResolvedImage, ApiError> {
+        let (id, _) = self.lookup(name).await?;
+        let store = self.store.clone();
+        let name = name.to_string();
+        blocking(move || {
+            let record = store
+                .image(&id)
+                .map_err(errors::store)?
+                .ok_or_else(|| ApiError::not_found(format!("No such image: {name}")))?;
+            let config = store.image_config(&id).map_err(errors::store)?;
+            let lowers = record
+                .layers
+                .iter()
+                .rev()
+                .map(|l| store.layer_diff_path(&l.chain_id))
+                .collect();
+            Ok(ResolvedImage {
+                record,
+                config,
+                lowers,
+            })
+        })
+        .await
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
