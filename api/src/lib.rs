@@ -7,6 +7,7 @@ pub mod backend;
 mod drive;
 pub mod error;
 pub mod filters;
+pub mod hijack;
 pub mod query;
 pub mod request;
 pub mod response;
@@ -18,9 +19,15 @@ pub mod types;
 pub mod version;
 
 pub use auth::{decode_registry_auth, AuthConfig};
-pub use backend::{Backends, ImageBackend, SystemBackend};
+pub use backend::{
+    Backends, ContainerBackend, EventsBackend, ExecBackend, ImageBackend, SystemBackend,
+};
 pub use error::{ApiError, ErrorKind};
 pub use filters::Filters;
+pub use hijack::HijackedStream;
 pub use server::{serve, Listener};
-pub use stream::{BodyReader, Progress, ProgressMessage, TarWriter};
+pub use stream::{
+    BodyReader, EventStream, LogFrame, LogStream, Progress, ProgressMessage, StatsSender,
+    StdStream, TarWriter, Timestamp,
+};
 pub use version::{ApiVersion, DEFAULT_API_VERSION, MAX_API_VERSION, MIN_API_VERSION};

@@ -283,3 +283,66 @@ impl io::Write for BlockingTarWriter {
         Ok(())
     }
 }
+
+/// An instant on the API (`since`/`until` of logs and events), UTC with nanoseconds.
+pub type Timestamp = chrono::DateTime<chrono::Utc>;
+
+/// Which standard stream a chunk of output came from (the multiplexed frame's first byte).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum StdStream {
+    Stdin = 0,
+    Stdout = 1,
+    Stderr = 2,
+}
+
+/// One chunk of container output for `logs`: the route frames it (no tty) or writes
+/// `data` as is (tty).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogFrame {
+    pub stream: StdStream,
+    /// With `timestamps`, already prefixed by the backend (`2026-...Z ` per line).
+    pub data: Bytes,
+}
+
+/// What `logs` returns: the container's tty setting and its output. The stream ends when the
+/// logs are drained (no follow) or the container stopped (follow); an `Err` item aborts the
+/// body. Dropping it (client gone) must stop any follow.
+pub struct LogStream {
+    pub tty: bool,
+    pub frames: futures::stream::BoxStream<'static, Result<LogFrame, ApiError>>,
+}
+
+impl std::fmt::Debug for LogStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LogStream").field("tty", &self.tty).finish()
+    }
+}
+
+/// Events for `GET /events`, already filtered; the response ends when the stream does.
+pub type EventStream = futures::stream::BoxStream<'static, crate::types::event::EventMessage>;
+
+/// Where `stats` sends its JSON documents (the shape of dockerd's `StatsResponse`, built by
+/// the engine). Sending waits while the client is slow and fails once it has gone.
+#[derive(Debug, Clone)]
+pub struct StatsSender {
+    tx: mpsc::Sender<Value>,
+}
+
+impl StatsSender {
+    pub fn channel() -> (StatsSender, mpsc::Receiver<Value>) {
+        let (tx, rx) = mpsc::channel(STREAM_BUFFER);
+        (StatsSender { tx }, rx)
+    }
+
+    pub async fn send(&self, stats: Value) -> Result<(), ApiError> {
+        self.tx
+            .send(stats)
+            .await
+            .map_err(|_| ApiError::unavailable("the client closed the connection"))
+    }
+
+    /// True once the client has gone (stop sampling).
+    pub fn is_closed(&self) -> bool {
+        self.tx.is_closed()
+    }
+}

@@ -7,11 +7,20 @@ use skiff_api::Backends;
 use skiff_storage::Store;
 
 use crate::config::Config;
+use crate::containers::backend::EventsService;
+use crate::containers::events::EventBus;
+use crate::containers::service::ContainerService;
 use crate::images::ImageService;
 use crate::registry::{RegistryClient, RegistryConfig};
 use crate::system::SystemService;
 
-pub fn build(config: &Config, store: Arc<Store>) -> anyhow::Result<Backends> {
+/// The backends plus the container service, which the daemon restores before serving.
+pub struct Built {
+    pub backends: Backends,
+    pub containers: ContainerService,
+}
+
+pub fn build(config: &Config, store: Arc<Store>) -> anyhow::Result<Built> {
     let registry = RegistryClient::new(&RegistryConfig {
         insecure: config.insecure_registries.clone(),
         mirrors: config.registry_mirrors.clone(),
@@ -22,6 +31,19 @@ pub fn build(config: &Config, store: Arc<Store>) -> anyhow::Result<Backends> {
         registry,
         config.max_concurrent_downloads,
     ));
+    let events = Arc::new(EventBus::new());
+    let containers = ContainerService::new(config.clone(), images.clone(), events.clone())
+        .context("cannot set up the container service")?;
     let system = Arc::new(SystemService::new(config.clone(), images.clone()));
-    Ok(Backends { system, images })
+    let backends = Backends {
+        system,
+        images,
+        containers: Arc::new(containers.clone()),
+        execs: Arc::new(containers.clone()),
+        events: Arc::new(EventsService { bus: events }),
+    };
+    Ok(Built {
+        backends,
+        containers,
+    })
 }

@@ -69,6 +69,7 @@ pub struct Config {
     pub insecure_registries: Vec<String>,
     pub registry_mirrors: Vec<String>,
     pub log_driver: String,
+    #[allow(dead_code)] // validated into log_rotation; kept as given
     pub log_opts: std::collections::BTreeMap<String, String>,
     /// json-file rotation from `log-opts` (`max-size`, `max-file`), validated at load.
     pub log_rotation: LogRotation,

@@ -32,14 +32,24 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let listener = bind_socket(&config.socket)?;
     let listener = tokio::net::UnixListener::from_std(listener)
         .context("cannot register the socket with the runtime")?;
-    let backends = crate::backends::build(&config, store)?;
+    let built = crate::backends::build(&config, store)?;
+    // live restore: reattach to the shims of running containers before serving, so the
+    // first request already sees them; a dead shim never blocks this (timeouts inside)
+    let live = built
+        .containers
+        .restore()
+        .await
+        .context("cannot load the containers")?;
+    let backends = built.backends;
     tracing::info!(
         socket = %config.socket.display(),
         data_root = %config.data_root.display(),
         startup_ms = started.elapsed().as_millis() as u64,
+        running_containers = live,
         "skiff daemon listening"
     );
     skiff_api::serve(listener, backends, shutdown_signal()).await;
+    // containers keep running: their shims outlive the daemon (live restore picks them up)
     let _ = std::fs::remove_file(&config.socket);
     tracing::info!("skiff daemon stopped");
     Ok(())

@@ -1,5 +1,8 @@
 //! Wire types of the Engine API (field names and shapes from moby's `api/swagger.yaml`, v1.47).
 
+pub mod container;
+pub mod event;
+pub mod exec;
 pub mod image;
 pub mod system;
 

@@ -558,11 +558,9 @@ impl ContainerService {
                 WaitOn::NextExit => s.exits > cur.exits || s.removed,
                 WaitOn::Removed => s.removed,
             };
-            let last = match rx.wait_for(done).await {
-                Ok(s) => s.clone(),
-                // the container is gone and its sender with it
-                Err(_) => rx.borrow().clone(),
-            };
+            let waited = rx.wait_for(done).await.map(|s| s.clone()).ok();
+            // Err: the container is gone and its sender with it
+            let last = waited.unwrap_or_else(|| rx.borrow().clone());
             (last.exit_code, last.error)
         })
     }

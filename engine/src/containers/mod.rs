@@ -9,6 +9,14 @@ pub mod spec;
 pub mod stats;
 pub mod top;
 
+pub mod attach;
+pub mod backend;
 pub mod etcfiles;
+pub mod exec;
+pub mod lifecycle;
 pub mod record;
+pub mod restart;
+pub mod restore;
 pub mod rootfs;
+pub mod service;
+pub mod specreq;

@@ -118,10 +118,10 @@ impl ContainerService {
         let skiff_exe = std::env::current_exe().map_err(|e| {
             crate::error::Error::io("cannot find the skiff executable for the shims", e)
         })?;
-        for d in [cfg.exec_root.join("c")] {
-            std::fs::create_dir_all(&d)
-                .map_err(|e| crate::error::Error::io(format!("cannot create {}", d.display()), e))?;
-        }
+        let states = cfg.exec_root.join("c");
+        std::fs::create_dir_all(&states).map_err(|e| {
+            crate::error::Error::io(format!("cannot create {}", states.display()), e)
+        })?;
         Ok(ContainerService {
             inner: Arc::new(Inner {
                 cfg,
@@ -507,9 +507,9 @@ impl ContainerService {
         let mut ctr = c.ctr.lock().await;
         let old = ctr.rec.name.clone();
         if old == new_name {
-            return Err(ApiError::invalid_argument(format!(
-                "Renaming a container with the same name as its current name"
-            )));
+            return Err(ApiError::invalid_argument(
+                "Renaming a container with the same name as its current name",
+            ));
         }
         {
             let mut idx = self.index();
@@ -745,7 +745,7 @@ impl ContainerService {
             }
             if filters.contains("ancestor")
                 && !image_ids.contains(&rec.image)
-                && !filters.get("ancestor").iter().any(|a| *a == rec.image_ref)
+                && !filters.get("ancestor").contains(&rec.image_ref)
             {
                 continue;
             }
