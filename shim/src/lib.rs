@@ -1,2 +1,9 @@
-//! skiff's per-container shim (containerd shim v2 over ttrpc). Empty until the containers
-//! issue: the daemon does not run containers yet and nothing links this crate.
+//! skiff's per-container shim (containerd shim v2 over ttrpc): stdio, logs, exit status;
+//! drives the OCI runtime.
+//!
+//! Stand-in on the `libcontainer` branch: helper A's lib.rs replaces this file at merge.
+
+pub mod error;
+pub mod runtime;
+
+pub use error::ShimError;
