@@ -2,6 +2,7 @@
 //! embedded in the shim.
 
 mod cli;
+pub mod libcontainer;
 
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
@@ -84,8 +85,9 @@ impl RuntimeConfig {
                 args.clone(),
                 root.clone(),
             ))),
-            // libcontainer: wired when helper B's module merges
-            RuntimeConfig::Libcontainer { .. } => Err(ShimError::RuntimeUnavailable),
+            RuntimeConfig::Libcontainer { root } => Ok(Box::new(
+                libcontainer::LibcontainerRuntime::new(root.clone()),
+            )),
         }
     }
 }
