@@ -884,3 +884,131 @@ async fn events_with_until_end_and_bad_queries_are_400() {
     let (status, _, _) = call(&s.sock, Method::POST, "/events", "").await;
     assert_eq!(status, 405);
 }
+
+/// Runs the docker CLI against the test socket with `stdin` piped in; killed (by its own
+/// handle) if it hangs.
+fn docker(sock: &Path, args: &[&str], stdin: &[u8]) -> std::process::Output {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let config = tempfile::tempdir().unwrap();
+    let mut child = Command::new("docker")
+        .args(args)
+        .env("DOCKER_HOST", format!("unix://{}", sock.display()))
+        .env("DOCKER_CONFIG", config.path())
+        .env_remove("DOCKER_API_VERSION")
+        .env_remove("DOCKER_CONTEXT")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the docker CLI must be on PATH");
+    let mut input = child.stdin.take().unwrap();
+    input.write_all(stdin).unwrap();
+    drop(input);
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let out = child.wait_with_output().unwrap();
+            panic!(
+                "docker {args:?} hung: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.wait_with_output().unwrap()
+}
+
+/// What one CLI command printed: (exit code, stdout, stderr).
+async fn cli(
+    sock: &Path,
+    args: &'static [&'static str],
+    stdin: &'static [u8],
+) -> (i32, String, String) {
+    let sock = sock.to_path_buf();
+    let out = tokio::task::spawn_blocking(move || docker(&sock, args, stdin))
+        .await
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_real_docker_cli_drives_logs_exec_attach_run_and_friends() {
+    let s = start();
+    let (code, out, err) = cli(&s.sock, &["logs", "web"], b"").await;
+    assert_eq!((code, out.as_str(), err.as_str()), (0, "out\n", "err\n"));
+    let (code, out, _) = cli(&s.sock, &["logs", "tty"], b"").await;
+    assert_eq!((code, out.as_str()), (0, "out\nerr\n"));
+
+    // exec: hijacked duplex, then the exit code from exec inspect
+    let (code, out, err) = cli(&s.sock, &["exec", "-i", "web", "cat"], b"hello\n").await;
+    assert_eq!(
+        (code, out.as_str(), err.as_str()),
+        (0, "exec\nhello\n", "bye\n"),
+        "exec"
+    );
+
+    // run: create, attach (before start), wait, start; the exit code comes from wait
+    s.fake.exit.notify_one();
+    let (code, out, err) = cli(
+        &s.sock,
+        &["run", "-i", "--name", "r1", "busybox", "cat"],
+        b"hi\n",
+    )
+    .await;
+    assert_eq!(
+        (code, out.as_str(), err.as_str()),
+        (7, "attached\nhi\n", "bye\n"),
+        "run"
+    );
+    let calls = s.fake.calls();
+    let attach = calls
+        .iter()
+        .position(|c| c.starts_with("attach c1"))
+        .expect("attach");
+    let wait = calls
+        .iter()
+        .position(|c| c.starts_with("wait c1"))
+        .expect("wait");
+    assert!(attach < calls.len() && wait < calls.len());
+
+    let (code, out, err) = cli(&s.sock, &["ps", "--format", "{{.Names}} {{.State}}"], b"").await;
+    assert_eq!((code, out.trim()), (0, "web running"), "{err}");
+    let (code, out, _) = cli(&s.sock, &["wait", "stopped"], b"").await;
+    assert_eq!((code, out.trim()), (0, "3"));
+    let (code, out, _) = cli(&s.sock, &["stop", "stopped"], b"").await;
+    assert_eq!(
+        (code, out.trim()),
+        (0, "stopped"),
+        "304 is success for the CLI"
+    );
+    let (code, _, err) = cli(&s.sock, &["kill", "stopped"], b"").await;
+    assert_eq!(code, 1);
+    assert!(err.contains("is not running"), "{err}");
+    let (code, _, err) = cli(&s.sock, &["start", "nope"], b"").await;
+    assert_eq!(code, 1);
+    assert!(err.contains("No such container: nope"), "{err}");
+    let (code, out, _) = cli(&s.sock, &["top", "web"], b"").await;
+    assert_eq!(code, 0);
+    assert!(out.contains("PID") && out.contains("-ef"), "{out}");
+    let (code, out, err) = cli(
+        &s.sock,
+        &[
+            "events",
+            "--since",
+            "1",
+            "--until",
+            "2",
+            "--format",
+            "{{.Type}} {{.Action}} {{.Actor.ID}}",
+        ],
+        b"",
+    )
+    .await;
+    assert_eq!((code, out.trim()), (0, "container create web"), "{err}");
+}

@@ -98,7 +98,7 @@ impl ContainerBackend for Fake {
         size: bool,
         version: ApiVersion,
     ) -> Result<ContainerInspect, ApiError> {
-        let (running, _) = lookup(id)?;
+        let (running, tty) = lookup(id)?;
         self.record(format!("inspect {id} size={size} version={version}"));
         let created = self.created.lock().unwrap().clone();
         let (config, host_config, name) = match (id, created) {
@@ -109,6 +109,10 @@ impl ContainerBackend for Fake {
             ),
             _ => Default::default(),
         };
+        let mut config = config;
+        if tty {
+            config.tty = Some(true);
+        }
         Ok(ContainerInspect {
             id: id.into(),
             name: format!("/{name}"),
@@ -139,7 +143,9 @@ impl ContainerBackend for Fake {
         }])
     }
     async fn start(&self, id: &str) -> Result<(), ApiError> {
-        match lookup(id)? {
+        let state = lookup(id)?;
+        self.record(format!("start {id}"));
+        match state {
             (true, _) => Err(ApiError::not_modified()),
             _ => Ok(()),
         }
