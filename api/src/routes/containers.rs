@@ -154,6 +154,7 @@ pub(crate) async fn handle(
         }
         ContainerRoute::List => {
             let filters = Filters::parse_allowed(q.get("filters"), CONTAINER_LIST_FILTERS)?;
+            check_list_filter_values(&filters)?;
             let opts = ContainerListOptions {
                 all: q.bool("all")?,
                 limit: q.i64("limit")?.filter(|n| *n > 0),
@@ -327,6 +328,34 @@ async fn on_container(
     }
 }
 
+/// Values dockerd checks before listing, with its messages.
+fn check_list_filter_values(f: &Filters) -> Result<(), ApiError> {
+    const STATES: &[&str] = &[
+        "created",
+        "restarting",
+        "running",
+        "removing",
+        "paused",
+        "exited",
+        "dead",
+    ];
+    const HEALTH: &[&str] = &["starting", "healthy", "unhealthy", "none"];
+    for (key, allowed) in [("status", STATES), ("health", HEALTH)] {
+        if let Some(v) = f.get(key).iter().find(|v| !allowed.contains(&v.as_str())) {
+            return Err(ApiError::invalid_argument(format!(
+                "Unrecognised filter value for {key}: {v}"
+            )));
+        }
+    }
+    if let Some(v) = f.get("exited").iter().find(|v| v.parse::<i64>().is_err()) {
+        return Err(ApiError::invalid_argument(format!(
+            "invalid filter 'exited={v}': use an exit code such as 0"
+        )));
+    }
+    f.bool("is-task")?;
+    Ok(())
+}
+
 /// `signal` (API 1.42+) and `t` of stop and restart.
 fn stop_args(q: &Query) -> Result<(Option<String>, Option<i64>), ApiError> {
     Ok((q.non_empty("signal").map(str::to_string), q.i64("t")?))
@@ -475,6 +504,24 @@ mod tests {
         );
         assert!(logs_options(&Query::parse(Some("stdout=1&tail=x"))).is_err());
         assert!(logs_options(&Query::parse(Some("stdout=1&since=yesterday"))).is_err());
+    }
+
+    #[test]
+    fn list_filter_values_are_checked_like_dockerd() {
+        let check = |raw: &str| check_list_filter_values(&Filters::parse(Some(raw)).unwrap());
+        assert!(
+            check(r#"{"status":["running","exited"],"exited":["0"],"health":["none"]}"#).is_ok()
+        );
+        assert_eq!(
+            check(r#"{"status":["up"]}"#).unwrap_err().message,
+            "Unrecognised filter value for status: up"
+        );
+        assert_eq!(
+            check(r#"{"health":["sick"]}"#).unwrap_err().message,
+            "Unrecognised filter value for health: sick"
+        );
+        assert!(check(r#"{"exited":["x"]}"#).is_err());
+        assert!(check(r#"{"is-task":["maybe"]}"#).is_err());
     }
 
     #[test]
