@@ -21,10 +21,12 @@ use crate::routes::hijack;
 use crate::stream::{LogStream, StatsSender};
 use crate::timestamp::query_timestamp;
 use crate::types::container::{
-    AttachOptions, ContainerCreateRequest, ContainerListOptions, ContainerUpdateRequest,
-    LogsOptions, WaitCondition, CONTAINER_LIST_FILTERS, CONTAINER_PRUNE_FILTERS,
+    AttachOptions, ContainerCreateRequest, ContainerInspect, ContainerListOptions,
+    ContainerUpdateRequest, LogsOptions, WaitCondition, CONTAINER_LIST_FILTERS,
+    CONTAINER_PRUNE_FILTERS,
 };
 use crate::types::exec::ExecCreateRequest;
+use crate::version::ApiVersion;
 
 /// What is done to one container.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -188,7 +190,8 @@ async fn on_container(
     let done = || response::no_content(StatusCode::NO_CONTENT);
     match action {
         Action::Inspect => {
-            let inspect = containers.inspect(id, q.bool("size")?, ctx.version).await?;
+            let mut inspect = containers.inspect(id, q.bool("size")?, ctx.version).await?;
+            shape_inspect(&mut inspect, ctx.version);
             Ok(response::json(StatusCode::OK, &inspect))
         }
         Action::Start => {
@@ -328,6 +331,26 @@ async fn on_container(
     }
 }
 
+/// Version-dependent fields of container inspect (backends return the newest shape).
+pub(crate) fn shape_inspect(c: &mut ContainerInspect, v: ApiVersion) {
+    // before 1.45 the aliases of user-defined networks also held the short ID and hostname
+    if v < ApiVersion::V1_45 {
+        let short: String = c.id.chars().take(12).collect();
+        let hostname = c.config.hostname.clone().unwrap_or_default();
+        for (net, ep) in c.network_settings.networks.iter_mut() {
+            if matches!(net.as_str(), "bridge" | "host" | "none" | "default") {
+                continue;
+            }
+            let aliases = ep.aliases.get_or_insert_with(Vec::new);
+            for extra in [&short, &hostname] {
+                if !extra.is_empty() && !aliases.contains(extra) {
+                    aliases.push(extra.clone());
+                }
+            }
+        }
+    }
+}
+
 /// Values dockerd checks before listing, with its messages.
 fn check_list_filter_values(f: &Filters) -> Result<(), ApiError> {
     const STATES: &[&str] = &[
@@ -410,7 +433,7 @@ fn logs_options(q: &Query) -> Result<LogsOptions, ApiError> {
 }
 
 /// Log frames on the wire: multiplexed without a tty, raw with one.
-fn logs_response(logs: LogStream, version: crate::version::ApiVersion) -> Response<Body> {
+fn logs_response(logs: LogStream, version: ApiVersion) -> Response<Body> {
     let tty = logs.tty;
     let body = logs.frames.map(move |r| {
         r.map(|f| {
@@ -522,6 +545,44 @@ mod tests {
         );
         assert!(check(r#"{"exited":["x"]}"#).is_err());
         assert!(check(r#"{"is-task":["maybe"]}"#).is_err());
+    }
+
+    #[test]
+    fn old_versions_get_the_short_id_and_hostname_as_aliases() {
+        use crate::types::container::EndpointSettings;
+        let mut c = ContainerInspect {
+            id: "0123456789abcdef".into(),
+            ..Default::default()
+        };
+        c.config.hostname = Some("h1".into());
+        for net in ["bridge", "mynet"] {
+            c.network_settings.networks.insert(
+                net.into(),
+                EndpointSettings {
+                    aliases: Some(vec!["web".into()]),
+                    ..Default::default()
+                },
+            );
+        }
+        let mut new = c.clone();
+        shape_inspect(&mut new, ApiVersion::V1_47);
+        assert_eq!(new, c);
+        shape_inspect(&mut c, ApiVersion::V1_44);
+        let nets = &c.network_settings.networks;
+        assert_eq!(
+            nets["mynet"].aliases.as_ref().unwrap(),
+            &["web", "0123456789ab", "h1"]
+        );
+        assert_eq!(nets["bridge"].aliases.as_ref().unwrap(), &["web"]);
+        shape_inspect(&mut c, ApiVersion::V1_44);
+        assert_eq!(
+            c.network_settings.networks["mynet"]
+                .aliases
+                .as_ref()
+                .unwrap()
+                .len(),
+            3
+        );
     }
 
     #[test]
