@@ -850,6 +850,20 @@ async fn events_flush_headers_before_the_first_event() {
 }
 
 #[tokio::test]
+async fn a_client_leaving_the_event_stream_drops_the_subscription() {
+    let s = start();
+    let (tx, rx) = oneshot::channel();
+    *s.fake.events_dropped.lock().unwrap() = Some(tx);
+    let (c, head, _) = raw_request(&s.sock, "GET /events HTTP/1.1\r\nHost: docker\r\n\r\n").await;
+    assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
+    drop(c);
+    tokio::time::timeout(GUARD, rx)
+        .await
+        .expect("the backend stream must be dropped when the client goes")
+        .unwrap();
+}
+
+#[tokio::test]
 async fn events_with_until_end_and_bad_queries_are_400() {
     let s = start();
     let (status, _, body) = call(

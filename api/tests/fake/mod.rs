@@ -39,6 +39,18 @@ pub struct Fake {
     pub exit: Arc<Notify>,
     /// Live events come from here (taken by the first subscriber).
     pub events_rx: Mutex<Option<mpsc::Receiver<EventMessage>>>,
+    /// Fired when a live event stream is dropped (the client went away).
+    pub events_dropped: Mutex<Option<tokio::sync::oneshot::Sender<()>>>,
+}
+
+/// Sends on drop.
+struct DropSignal(Option<tokio::sync::oneshot::Sender<()>>);
+impl Drop for DropSignal {
+    fn drop(&mut self) {
+        if let Some(tx) = self.0.take() {
+            let _ = tx.send(());
+        }
+    }
 }
 
 impl Fake {
@@ -477,10 +489,11 @@ impl EventsBackend for Fake {
             return Ok(futures::stream::iter(vec![past]).boxed());
         }
         let rx = self.events_rx.lock().unwrap().take();
-        let live = futures::stream::unfold(rx, |rx| async move {
+        let signal = DropSignal(self.events_dropped.lock().unwrap().take());
+        let live = futures::stream::unfold((rx, signal), |(rx, signal)| async move {
             let mut rx = rx?;
             let e = rx.recv().await?;
-            Some((e, Some(rx)))
+            Some((e, (Some(rx), signal)))
         });
         Ok(live.boxed())
     }
