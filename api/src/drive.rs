@@ -200,7 +200,7 @@ where
 
 /// When the status line of a JSON-lines stream is sent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[allow(dead_code)] // `Immediate` is for events/logs, which land with their areas
+#[allow(dead_code)] // `Immediate` is unused: events, logs and wait stream through `chunks`
 pub(crate) enum Start {
     /// Right away, before any message: for streams that may stay quiet (events).
     Immediate,

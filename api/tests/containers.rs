@@ -1025,4 +1025,33 @@ async fn the_real_docker_cli_drives_logs_exec_attach_run_and_friends() {
     )
     .await;
     assert_eq!((code, out.trim()), (0, "container create web"), "{err}");
+
+    // the CLI decodes these answers into its own Go types: a wrong field type fails here
+    let checks: [(&'static [&'static str], &str); 7] = [
+        (
+            &[
+                "inspect",
+                "--format",
+                "{{.Name}} {{.State.Status}} {{.Config.Image}} {{.HostConfig.Memory}}",
+                "c1",
+            ],
+            "/r1 running busybox 0",
+        ),
+        (&["update", "--memory", "64m", "web"], "web"),
+        (&["rename", "web", "web2"], ""),
+        (&["pause", "web"], "web"),
+        (&["rm", "-f", "web"], "web"),
+        (
+            &["container", "prune", "-f"],
+            "Deleted Containers:\nold\n\nTotal reclaimed space: 5B",
+        ),
+        (
+            &["top", "tty", "aux"],
+            "PID                 CMD\n1                   aux",
+        ),
+    ];
+    for (args, want) in checks {
+        let (code, out, err) = cli(&s.sock, args, b"").await;
+        assert_eq!((code, out.trim()), (0, want), "docker {args:?}: {err}");
+    }
 }

@@ -23,6 +23,7 @@ use crate::version::ApiVersion;
 /// Spawns `pump(conn)` and answers when it touches `conn` (or ends). The pump runs on its
 /// own task because the 101 must be sent before the upgraded connection exists; it ends
 /// when the client or the process goes.
+///
 /// `input` is the request body to read stdin from when the client does not hijack
 /// (`None` when it was already consumed).
 pub(crate) async fn serve<F>(
@@ -52,6 +53,7 @@ where
             )),
             None => BodyReader::new(tokio::io::empty()),
         };
+        // the same bounded byte channel `save` streams through
         let (output, rx) = TarWriter::channel();
         let conn = HijackedStream::touching(tokio::io::join(input, output), touch_tx);
         let chunks = futures::stream::unfold(rx, |mut rx| async move {
