@@ -202,6 +202,8 @@ async fn lifecycle_routes_answer_dockers_status_codes() {
         (Method::POST, "/containers/web/unpause", 204),
         (Method::POST, "/containers/web/rename?name=web2", 204),
         (Method::POST, "/containers/web/rename", 400),
+        (Method::POST, "/containers/web/rename?name=bad%2Fname", 400),
+        (Method::POST, "/containers/create?name=-x", 400),
         (Method::POST, "/containers/web/resize?h=40&w=100", 200),
         (Method::POST, "/containers/web/resize?h=40", 400),
         (Method::DELETE, "/containers/web", 409),

@@ -150,6 +150,9 @@ pub(crate) async fn handle(
             }
             let body: ContainerCreateRequest = parse_json(&bytes)?;
             let name = q.non_empty("name").map(str::to_string);
+            if let Some(n) = &name {
+                check_name(n)?;
+            }
             let platform = q.non_empty("platform").map(str::to_string);
             let created = containers.create(name, platform, body).await?;
             Ok(response::json(StatusCode::CREATED, &created))
@@ -236,6 +239,7 @@ async fn on_container(
             let name = q.non_empty("name").ok_or_else(|| {
                 ApiError::invalid_argument("name is required: pass the new name as ?name=NAME")
             })?;
+            check_name(name)?;
             containers.rename(id, name).await?;
             Ok(done())
         }
@@ -348,6 +352,25 @@ pub(crate) fn shape_inspect(c: &mut ContainerInspect, v: ApiVersion) {
                 }
             }
         }
+    }
+}
+
+/// dockerd's container name rule `/?[a-zA-Z0-9][a-zA-Z0-9_.-]+`, with its message.
+pub(crate) fn check_name(name: &str) -> Result<(), ApiError> {
+    let bare = name.strip_prefix('/').unwrap_or(name);
+    let mut chars = bare.chars();
+    let first_ok = chars.next().is_some_and(|c| c.is_ascii_alphanumeric());
+    let rest: Vec<char> = chars.collect();
+    let rest_ok = !rest.is_empty()
+        && rest
+            .iter()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
+    if first_ok && rest_ok {
+        Ok(())
+    } else {
+        Err(ApiError::invalid_argument(format!(
+            "Invalid container name ({name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
+        )))
     }
 }
 
@@ -583,6 +606,22 @@ mod tests {
                 .len(),
             3
         );
+    }
+
+    #[test]
+    fn container_names_follow_dockerds_rule() {
+        for ok in ["web", "/web", "a1", "my_app.v2-x", "0abc"] {
+            assert!(check_name(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "/", "a", "-web", "_x", "we b", "web/x", "wéb", "//web"] {
+            let e = check_name(bad).unwrap_err();
+            assert_eq!(e.status().as_u16(), 400, "{bad}");
+            assert!(
+                e.message.starts_with("Invalid container name ("),
+                "{}",
+                e.message
+            );
+        }
     }
 
     #[test]
