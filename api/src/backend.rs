@@ -80,7 +80,8 @@ pub trait ImageBackend: Send + Sync {
 /// unknown -> `NotFound` with dockerd's words `No such container: <id>`.
 #[async_trait]
 pub trait ContainerBackend: Send + Sync {
-    /// `name` is `None` or a valid name (`/?[a-zA-Z0-9][a-zA-Z0-9_.-]+`; the backend checks).
+    /// `name` is `None` or a valid name (`/?[a-zA-Z0-9][a-zA-Z0-9_.-]+`, checked by the route;
+    /// uniqueness is the backend's: 409 `Conflict. The container name "/x" is already in use`).
     async fn create(
         &self,
         name: Option<String>,
@@ -135,6 +136,7 @@ pub trait ContainerBackend: Send + Sync {
         volumes: bool,
         link: bool,
     ) -> Result<(), ApiError>;
+    /// `new_name` is valid (checked by the route), with or without the leading `/`.
     async fn rename(&self, id: &str, new_name: &str) -> Result<(), ApiError>;
     async fn update(
         &self,

@@ -120,9 +120,87 @@ impl Stream for RawBytes {
     }
 }
 
+/// JSON documents of a [`Driven`] stream, one per line (stats); a late error aborts the body.
+struct ValueLines {
+    driven: Driven<serde_json::Value>,
+    pending: Option<serde_json::Value>,
+}
+
+fn value_line(v: &serde_json::Value) -> Bytes {
+    let mut out = serde_json::to_vec(v).unwrap_or_else(|_| b"{}".to_vec());
+    out.push(b'\n');
+    Bytes::from(out)
+}
+
+impl Stream for ValueLines {
+    type Item = Result<Frame<Bytes>, BoxError>;
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        if let Some(v) = self.pending.take() {
+            return Poll::Ready(Some(Ok(Frame::data(value_line(&v)))));
+        }
+        match self.driven.poll_step(cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(Some(Step::Item(v))) => Poll::Ready(Some(Ok(Frame::data(value_line(&v))))),
+            Poll::Ready(Some(Step::Done(Err(e)))) => {
+                tracing::debug!("aborting a JSON stream: {}", e.message);
+                Poll::Ready(Some(Err(Box::new(e))))
+            }
+            Poll::Ready(Some(Step::Done(Ok(())))) | Poll::Ready(None) => Poll::Ready(None),
+        }
+    }
+}
+
+/// A stream of JSON documents (stats with `stream=true`): the status goes out with the first
+/// document, so an error before it gets its real status.
+pub(crate) async fn json_values(
+    fut: BackendFuture,
+    rx: mpsc::Receiver<serde_json::Value>,
+) -> Response<Body> {
+    let mut driven = Driven::new(fut, rx);
+    let pending = match driven.first().await {
+        Some(Step::Item(v)) => Some(v),
+        Some(Step::Done(Err(e))) => return response::error(&e),
+        Some(Step::Done(Ok(()))) | None => None,
+    };
+    let body = StreamBody::new(ValueLines { driven, pending });
+    response::with_type(StatusCode::OK, APPLICATION_JSON, body.boxed_unsync())
+}
+
+/// Exactly one JSON document from the backend (stats with `stream=false`).
+pub(crate) async fn json_value(
+    fut: BackendFuture,
+    rx: mpsc::Receiver<serde_json::Value>,
+) -> Response<Body> {
+    let mut driven = Driven::new(fut, rx);
+    match driven.first().await {
+        Some(Step::Item(v)) => response::json(StatusCode::OK, &v),
+        Some(Step::Done(Err(e))) => response::error(&e),
+        Some(Step::Done(Ok(()))) | None => response::error(&ApiError::internal(
+            "the backend ended without producing a result",
+        )),
+    }
+}
+
+/// A streamed body from chunks; an `Err` chunk aborts it (the client sees a broken
+/// transfer). Headers go out as soon as the response is returned.
+pub(crate) fn chunks<S>(stream: S) -> Body
+where
+    S: Stream<Item = Result<Bytes, ApiError>> + Send + 'static,
+{
+    use futures::StreamExt;
+    StreamBody::new(stream.map(|r| match r {
+        Ok(b) => Ok(Frame::data(b)),
+        Err(e) => {
+            tracing::debug!("aborting a streamed body: {}", e.message);
+            Err(Box::new(e) as BoxError)
+        }
+    }))
+    .boxed_unsync()
+}
+
 /// When the status line of a JSON-lines stream is sent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[allow(dead_code)] // `Immediate` is for events/logs, which land with their areas
+#[allow(dead_code)] // `Immediate` is unused: events, logs and wait stream through `chunks`
 pub(crate) enum Start {
     /// Right away, before any message: for streams that may stay quiet (events).
     Immediate,

@@ -14,6 +14,8 @@ pub enum ErrorKind {
     Forbidden,
     Unavailable,
     Internal,
+    /// An endpoint or option skiff does not serve (yet): 501.
+    NotImplemented,
 }
 
 impl ErrorKind {
@@ -28,6 +30,7 @@ impl ErrorKind {
             ErrorKind::Forbidden => StatusCode::FORBIDDEN,
             ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+            ErrorKind::NotImplemented => StatusCode::NOT_IMPLEMENTED,
         }
     }
 }
@@ -78,6 +81,9 @@ impl ApiError {
     pub fn internal(message: impl Into<String>) -> Self {
         Self::new(ErrorKind::Internal, message)
     }
+    pub fn not_implemented(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::NotImplemented, message)
+    }
 
     /// The JSON error body dockerd writes: `{"message":"..."}`.
     pub fn to_json(&self) -> String {
@@ -100,6 +106,7 @@ mod tests {
             (ErrorKind::Forbidden, 403),
             (ErrorKind::Unavailable, 503),
             (ErrorKind::Internal, 500),
+            (ErrorKind::NotImplemented, 501),
         ];
         for (kind, code) in cases {
             assert_eq!(kind.status().as_u16(), code, "{kind:?}");

@@ -8,6 +8,7 @@ mod drive;
 pub mod error;
 pub mod filters;
 pub mod hijack;
+pub mod mux;
 pub mod query;
 pub mod request;
 pub mod response;
@@ -15,6 +16,7 @@ mod router;
 mod routes;
 pub mod server;
 pub mod stream;
+pub mod timestamp;
 pub mod types;
 pub mod version;
 

@@ -13,7 +13,7 @@ use crate::backend::Backends;
 use crate::error::ApiError;
 use crate::query::Query;
 use crate::response::{self, Body};
-use crate::routes::{images, system};
+use crate::routes::{containers, events, exec, images, system};
 use crate::version::{split_version, ApiVersion};
 
 /// What a handler gets besides the request.
@@ -36,15 +36,49 @@ pub(crate) enum Matched<R> {
 enum Route {
     System(system::SystemRoute),
     Images(images::ImageRoute),
+    Containers(containers::ContainerRoute),
+    Exec(exec::ExecRoute),
+    Events,
+}
+
+/// Routes `path` within the area mounted at `prefix` (`/images`, `/containers`, ...).
+fn area<R>(
+    path: &str,
+    prefix: &str,
+    method: &Method,
+    matcher: fn(&Method, &str) -> Matched<R>,
+    wrap: fn(R) -> Route,
+) -> Option<Matched<Route>> {
+    if path != prefix && !path.starts_with(&format!("{prefix}/")) {
+        return None;
+    }
+    Some(match matcher(method, &path[prefix.len()..]) {
+        Matched::Found(r) => Matched::Found(wrap(r)),
+        Matched::WrongMethod => Matched::WrongMethod,
+        Matched::NotFound => Matched::NotFound,
+    })
 }
 
 fn match_route(method: &Method, path: &str) -> Matched<Route> {
-    if path == "/images" || path.starts_with("/images/") {
-        return match images::match_route(method, &path["/images".len()..]) {
-            Matched::Found(r) => Matched::Found(Route::Images(r)),
-            Matched::WrongMethod => Matched::WrongMethod,
-            Matched::NotFound => Matched::NotFound,
-        };
+    if let Some(m) = area(path, "/images", method, images::match_route, Route::Images) {
+        return m;
+    }
+    if let Some(m) = area(
+        path,
+        "/containers",
+        method,
+        containers::match_route,
+        Route::Containers,
+    ) {
+        return m;
+    }
+    if let Some(m) = area(path, "/exec", method, exec::match_route, Route::Exec) {
+        return m;
+    }
+    if let Some(m) = area(path, "/events", method, events::match_route, |()| {
+        Route::Events
+    }) {
+        return m;
     }
     match system::match_route(method, path) {
         Matched::Found(r) => Matched::Found(Route::System(r)),
@@ -92,6 +126,9 @@ async fn dispatch(req: Request<Incoming>, backends: Backends) -> Response<Body> 
     let result = match route {
         Route::System(r) => system::handle(r, ctx, req).await,
         Route::Images(r) => images::handle(r, ctx, req).await,
+        Route::Containers(r) => containers::handle(r, ctx, req).await,
+        Route::Exec(r) => exec::handle(r, ctx, req).await,
+        Route::Events => events::handle(ctx, req).await,
     };
     result.unwrap_or_else(|e| response::error(&e))
 }

@@ -27,6 +27,8 @@ use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{oneshot, Notify};
 use tokio::task::JoinHandle;
 
+mod fake;
+
 /// Backend whose answers echo what the router handed it.
 #[derive(Default)]
 struct Echo {
@@ -251,9 +253,13 @@ fn start() -> Server {
     let sock = dir.path().join("api.sock");
     let listener = UnixListener::bind(&sock).unwrap();
     let backend = Arc::new(Echo::default());
+    let containers = Arc::new(fake::Fake::new().0);
     let backends = Backends {
         system: backend.clone(),
         images: backend.clone(),
+        containers: containers.clone(),
+        execs: containers.clone(),
+        events: containers,
     };
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(skiff_api::serve(listener, backends, async {

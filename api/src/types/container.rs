@@ -431,6 +431,64 @@ pub struct HostConfig {
     pub extra: Extra,
 }
 
+impl HostConfig {
+    /// Sets the scalars dockerd always reports (`""`, `false`, `0`, `[0, 0]`, an empty
+    /// `LogConfig`/`RestartPolicy`) where they are `None`; daemon defaults such as the log
+    /// driver are the engine's to set before this.
+    pub fn fill_zero_values(&mut self) {
+        for s in [
+            &mut self.container_id_file,
+            &mut self.network_mode,
+            &mut self.volume_driver,
+            &mut self.cgroupns_mode,
+            &mut self.ipc_mode,
+            &mut self.cgroup,
+            &mut self.pid_mode,
+            &mut self.uts_mode,
+            &mut self.userns_mode,
+            &mut self.isolation,
+            &mut self.resources.cgroup_parent,
+            &mut self.resources.cpuset_cpus,
+            &mut self.resources.cpuset_mems,
+        ] {
+            s.get_or_insert_with(String::new);
+        }
+        for b in [
+            &mut self.auto_remove,
+            &mut self.privileged,
+            &mut self.publish_all_ports,
+            &mut self.readonly_rootfs,
+        ] {
+            b.get_or_insert(false);
+        }
+        let r = &mut self.resources;
+        for n in [
+            &mut self.oom_score_adj,
+            &mut self.shm_size,
+            &mut r.cpu_shares,
+            &mut r.memory,
+            &mut r.nano_cpus,
+            &mut r.cpu_period,
+            &mut r.cpu_quota,
+            &mut r.cpu_realtime_period,
+            &mut r.cpu_realtime_runtime,
+            &mut r.memory_reservation,
+            &mut r.memory_swap,
+            &mut r.cpu_count,
+            &mut r.cpu_percent,
+        ] {
+            n.get_or_insert(0);
+        }
+        r.blkio_weight.get_or_insert(0);
+        r.io_maximum_iops.get_or_insert(0);
+        r.io_maximum_bandwidth.get_or_insert(0);
+        self.console_size.get_or_insert([0, 0]);
+        self.log_config.get_or_insert_with(LogConfig::default);
+        self.restart_policy
+            .get_or_insert_with(RestartPolicy::default);
+    }
+}
+
 /// `EndpointSettings.IPAMConfig`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EndpointIpamConfig {
@@ -591,6 +649,83 @@ pub struct ContainerState {
 
 /// Go's zero time as dockerd prints it.
 pub const ZERO_TIME: &str = "0001-01-01T00:00:00Z";
+
+impl ContainerState {
+    /// The human `Status` of `docker ps` (`Up 3 minutes (healthy)`, `Exited (0) 2 hours ago`,
+    /// `Created`, ...), worded as dockerd's `State.String()`.
+    pub fn status_text(&self, now: Timestamp) -> String {
+        let parse = |s: &str| {
+            chrono::DateTime::parse_from_rfc3339(s)
+                .ok()
+                .map(|t| t.with_timezone(&chrono::Utc))
+                .filter(|t| t.timestamp() > 0)
+        };
+        let ago = |t: Option<Timestamp>| human_duration(t.map(|t| now - t).unwrap_or_default());
+        if self.running {
+            if self.paused {
+                return format!("Up {} (Paused)", ago(parse(&self.started_at)));
+            }
+            if self.restarting {
+                return format!(
+                    "Restarting ({}) {} ago",
+                    self.exit_code,
+                    ago(parse(&self.finished_at))
+                );
+            }
+            let health = match self.health.as_ref().map(|h| h.status.as_str()) {
+                Some("starting") => " (health: starting)",
+                Some("healthy") => " (healthy)",
+                Some("unhealthy") => " (unhealthy)",
+                _ => "",
+            };
+            return format!("Up {}{health}", ago(parse(&self.started_at)));
+        }
+        if self.status == "removing" {
+            return "Removal In Progress".to_string();
+        }
+        if self.dead {
+            return "Dead".to_string();
+        }
+        if parse(&self.started_at).is_none() {
+            return "Created".to_string();
+        }
+        match parse(&self.finished_at) {
+            None => String::new(),
+            Some(t) => format!("Exited ({}) {} ago", self.exit_code, ago(Some(t))),
+        }
+    }
+}
+
+/// Go's `units.HumanDuration`: `Less than a second`, `5 seconds`, `About a minute`,
+/// `3 hours`, `2 weeks`, ...
+pub fn human_duration(d: chrono::TimeDelta) -> String {
+    let secs = d.num_seconds();
+    if secs < 1 {
+        return "Less than a second".to_string();
+    }
+    if secs == 1 {
+        return "1 second".to_string();
+    }
+    if secs < 60 {
+        return format!("{secs} seconds");
+    }
+    let minutes = secs / 60;
+    if minutes == 1 {
+        return "About a minute".to_string();
+    }
+    if minutes < 60 {
+        return format!("{minutes} minutes");
+    }
+    let hours = (secs as f64 / 3600.0).round() as i64;
+    match hours {
+        1 => "About an hour".to_string(),
+        h if h < 48 => format!("{h} hours"),
+        h if h < 24 * 7 * 2 => format!("{} days", h / 24),
+        h if h < 24 * 30 * 2 => format!("{} weeks", h / 24 / 7),
+        h if h < 24 * 365 * 2 => format!("{} months", h / 24 / 30),
+        _ => format!("{} years", secs / 3600 / 24 / 365),
+    }
+}
 
 /// `Mounts[i]` of inspect and list (moby `container.MountPoint`).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -1014,6 +1149,78 @@ mod tests {
         assert_eq!(v["Hostname"], "h");
         assert_eq!(v["User"], "");
         assert_eq!(v["Tty"], false);
+
+        // a filled HostConfig has every key a Go client's body would have
+        let mut h = HostConfig::default();
+        h.resources.memory = Some(5);
+        h.fill_zero_values();
+        let filled = serde_json::to_value(&h).unwrap();
+        assert_eq!(filled["Memory"], 5);
+        assert_eq!(filled["CpuShares"], 0);
+        let cli: Value = cli_host_config();
+        let missing: Vec<_> = cli
+            .as_object()
+            .unwrap()
+            .keys()
+            .filter(|k| filled.get(k.as_str()).is_none())
+            .collect();
+        // the omitempty ones only appear when set
+        assert_eq!(missing, ["Init", "Mounts", "Tmpfs"]);
+    }
+
+    #[test]
+    fn status_text_reads_like_docker_ps() {
+        let now = chrono::DateTime::parse_from_rfc3339("2026-12-06T03:00:00Z")
+            .unwrap()
+            .with_timezone(&chrono::Utc);
+        let st = |f: &dyn Fn(&mut ContainerState)| {
+            let mut s = ContainerState {
+                started_at: ZERO_TIME.into(),
+                finished_at: ZERO_TIME.into(),
+                ..Default::default()
+            };
+            f(&mut s);
+            s.status_text(now)
+        };
+        assert_eq!(st(&|_| {}), "Created");
+        assert_eq!(
+            st(&|s| {
+                s.running = true;
+                s.started_at = "2026-12-06T02:57:00.5Z".into();
+            }),
+            "Up 2 minutes"
+        );
+        assert_eq!(
+            st(&|s| {
+                s.running = true;
+                s.started_at = "2026-12-06T02:59:59Z".into();
+                s.health = Some(Health {
+                    status: "healthy".into(),
+                    ..Default::default()
+                });
+            }),
+            "Up 1 second (healthy)"
+        );
+        assert_eq!(
+            st(&|s| {
+                s.running = true;
+                s.paused = true;
+                s.started_at = "2026-12-05T01:00:00Z".into();
+            }),
+            "Up 26 hours (Paused)"
+        );
+        assert_eq!(
+            st(&|s| {
+                s.exit_code = 137;
+                s.started_at = "2026-12-01T00:00:00Z".into();
+                s.finished_at = "2026-12-06T02:00:00Z".into();
+            }),
+            "Exited (137) About an hour ago"
+        );
+        assert_eq!(st(&|s| s.dead = true), "Dead");
+        assert_eq!(human_duration(chrono::TimeDelta::seconds(59)), "59 seconds");
+        assert_eq!(human_duration(chrono::TimeDelta::days(20)), "2 weeks");
+        assert_eq!(human_duration(chrono::TimeDelta::days(800)), "2 years");
     }
 
     #[test]

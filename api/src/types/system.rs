@@ -345,8 +345,8 @@ pub struct AuthResponse {
 pub struct DiskUsage {
     pub layers_size: i64,
     pub images: Option<Vec<ImageSummary>>,
-    /// Container summaries; typed once the containers area lands.
-    pub containers: Option<Vec<serde_json::Value>>,
+    /// Container summaries with `SizeRw`/`SizeRootFs` (`ContainerBackend::disk_usage`).
+    pub containers: Option<Vec<crate::types::container::ContainerSummary>>,
     pub volumes: Option<Vec<serde_json::Value>>,
     pub build_cache: Option<Vec<serde_json::Value>>,
 }
