@@ -201,10 +201,13 @@ pub(crate) fn build_spec_with(
         &host.capabilities,
     )?;
     let cap_set = to_capabilities(&cap_names)?;
+    // the builder's defaults are runc's example caps: clear inheritable and ambient explicitly
     let capabilities = LinuxCapabilitiesBuilder::default()
         .bounding(cap_set.clone())
         .effective(cap_set.clone())
         .permitted(cap_set)
+        .inheritable(Capabilities::new())
+        .ambient(Capabilities::new())
         .build()?;
     let mut process = ProcessBuilder::default()
         .terminal(req.tty)
@@ -317,7 +320,9 @@ pub(crate) fn build_spec_with(
         linux.set_rootfs_propagation(Some(propagation.to_string()));
     }
 
-    let mut builder = SpecBuilder::default()
+    // oci-spec's builder defaults are an example spec (hostname "youki", annotations...):
+    // every field is set explicitly below
+    let mut spec = SpecBuilder::default()
         .version("1.0.2")
         .root(
             RootBuilder::default()
@@ -327,16 +332,20 @@ pub(crate) fn build_spec_with(
         )
         .mounts(mount_list)
         .process(process)
-        .linux(linux);
+        .linux(linux)
+        .build()?;
+    spec.set_annotations(None);
+    spec.set_hostname(None);
+    spec.set_domainname(None);
     if modes.uts != NsMode::Host {
         if !req.hostname.is_empty() {
-            builder = builder.hostname(req.hostname.clone());
+            spec.set_hostname(Some(req.hostname.clone()));
         }
         if let Some(domain) = req.domainname.as_ref().filter(|d| !d.is_empty()) {
-            builder = builder.domainname(domain.clone());
+            spec.set_domainname(Some(domain.clone()));
         }
     }
-    Ok(builder.build()?)
+    Ok(spec)
 }
 
 /// A shared or slave bind needs the container's root mount to propagate too.

@@ -37,7 +37,9 @@ fn runnable() -> bool {
     let runc = Command::new("runc").arg("--version").output().is_ok();
     let busybox = Path::new("/bin/busybox").exists();
     if !(root && runc && busybox) {
-        eprintln!("skipping runc test: needs root ({root}), runc ({runc}) and /bin/busybox ({busybox})");
+        eprintln!(
+            "skipping runc test: needs root ({root}), runc ({runc}) and /bin/busybox ({busybox})"
+        );
     }
     root && runc && busybox
 }
@@ -57,8 +59,11 @@ fn bundle(name: &str) -> Bundle {
         "root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000:app:/home/app:/bin/sh\n",
     )
     .unwrap();
-    std::fs::write(rootfs.join("etc/group"), "root:x:0:\napp:x:1000:\nextra:x:2000:app\n")
-        .unwrap();
+    std::fs::write(
+        rootfs.join("etc/group"),
+        "root:x:0:\napp:x:1000:\nextra:x:2000:app\n",
+    )
+    .unwrap();
     let etc = dir.path().join("etc-files");
     std::fs::create_dir_all(&etc).unwrap();
     std::fs::write(etc.join("hostname"), "spec-test\n").unwrap();
@@ -112,7 +117,11 @@ fn runc_runs_echo_with_default_seccomp() {
     let b = bundle("echo");
     let req = request(
         &b,
-        &["sh", "-c", "echo hello; grep Seccomp: /proc/self/status; cat /etc/hostname; exit 3"],
+        &[
+            "sh",
+            "-c",
+            "echo hello; grep Seccomp: /proc/self/status; cat /etc/hostname; exit 3",
+        ],
     );
     let (code, out, err) = run(&b, &req);
     assert_eq!(code, 3, "stdout: {out} stderr: {err}");
@@ -143,10 +152,15 @@ fn runc_read_only_rootfs_refuses_writes_but_keeps_tmpfs() {
     let b = bundle("readonly");
     let mut req = request(
         &b,
-        &["sh", "-c", "touch /dev/shm/ok && touch /scratch/ok && touch /x; echo touch=$?"],
+        &[
+            "sh",
+            "-c",
+            "touch /dev/shm/ok && touch /scratch/ok && touch /x; echo touch=$?",
+        ],
     );
     req.readonly_rootfs = true;
-    req.tmpfs.insert("/scratch".to_string(), "size=1m".to_string());
+    req.tmpfs
+        .insert("/scratch".to_string(), "size=1m".to_string());
     let (code, out, err) = run(&b, &req);
     assert_eq!(code, 0, "stdout: {out} stderr: {err}");
     assert!(out.contains("touch=1"), "{out} {err}");
