@@ -51,7 +51,9 @@ fn bundle(name: &str) -> Bundle {
         std::fs::create_dir_all(rootfs.join(d)).unwrap();
     }
     std::fs::copy("/bin/busybox", rootfs.join("bin/busybox")).unwrap();
-    for applet in ["sh", "echo", "cat", "id", "touch", "grep", "sleep", "true"] {
+    for applet in [
+        "sh", "echo", "cat", "id", "touch", "grep", "sleep", "true", "tr",
+    ] {
         std::os::unix::fs::symlink("busybox", rootfs.join("bin").join(applet)).unwrap();
     }
     std::fs::write(
@@ -202,4 +204,36 @@ fn runc_runs_as_named_user_with_groups() {
     assert_eq!(code, 0, "stdout: {out} stderr: {err}");
     assert!(out.contains("uid=1000(app) gid=1000(app)"), "{out}");
     assert!(out.contains("2000(extra)"), "{out}");
+}
+
+#[test]
+fn runc_runs_the_embedded_init_as_pid_1() {
+    if !runnable() {
+        return;
+    }
+    let init = init_binary();
+    assert!(!init.is_empty(), "the static init was not built");
+    let b = bundle("init");
+    let init_path = b.dir.path().join("docker-init");
+    std::fs::write(&init_path, init).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&init_path, std::fs::Permissions::from_mode(0o755)).unwrap();
+
+    let mut req = request(
+        &b,
+        &["sh", "-c", "cat /proc/1/cmdline | tr '\\0' ' '; exit 7"],
+    );
+    req.init = true;
+    req.init_path = Some(init_path.clone());
+    let (code, out, err) = run(&b, &req);
+    assert_eq!(code, 7, "stdout: {out} stderr: {err}");
+    assert!(out.starts_with("/sbin/docker-init -- sh -c"), "{out}");
+
+    // a command killed by a signal: 128 + signal, like tini
+    let b2 = bundle("init-signal");
+    let mut req = request(&b2, &["sh", "-c", "kill -KILL $$"]);
+    req.init = true;
+    req.init_path = Some(init_path);
+    let (code, out, err) = run(&b2, &req);
+    assert_eq!(code, 137, "stdout: {out} stderr: {err}");
 }
