@@ -10,6 +10,7 @@ mod beneath;
 mod caps;
 mod devices;
 mod error;
+mod exec;
 mod host;
 mod init;
 mod mounts;
@@ -42,6 +43,8 @@ use oci_spec::runtime::{
 pub use beneath::ensure_workdir;
 #[allow(unused_imports)]
 pub use error::SpecError;
+#[allow(unused_imports)]
+pub use exec::{exec_process, validate_exec, ExecRequest};
 #[allow(unused_imports)]
 pub use host::HostInfo;
 #[allow(unused_imports)]

@@ -40,7 +40,7 @@ pub fn command(req: &SpecRequest) -> Result<Vec<String>, SpecError> {
 
 /// Sets `entry` ("KEY=VALUE") in `env`, replacing an existing KEY in place; a bare "KEY"
 /// (no '=') removes KEY, as Docker does for `-e KEY` without a value in the client's env.
-fn replace_or_append(env: &mut Vec<String>, entry: &str) {
+pub(crate) fn replace_or_append(env: &mut Vec<String>, entry: &str) {
     let key = entry.split('=').next().unwrap_or(entry);
     let position = env
         .iter()

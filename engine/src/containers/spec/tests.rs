@@ -947,3 +947,39 @@ fn image_config_parses_and_lists_uncovered_volumes() {
         ImageRuntimeConfig::default()
     );
 }
+
+#[test]
+fn exec_process_inherits_the_container_settings() {
+    let root = rootfs();
+    let mut req = base();
+    req.env = strings(&["A=1", "B=2"]);
+    req.working_dir = Some("/srv".to_string());
+    let spec = build_spec_with(&req, root.path(), &host(), &target()).unwrap();
+    let exec = ExecRequest {
+        cmd: strings(&["ls", "-l"]),
+        env: strings(&["B=3"]),
+        user: Some("bob:video".to_string()),
+        tty: true,
+        ..ExecRequest::default()
+    };
+    let p = exec_process(&spec, root.path(), &exec).unwrap();
+    assert_eq!(p.args().as_ref().unwrap(), &strings(&["ls", "-l"]));
+    let env = p.env().as_ref().unwrap();
+    assert!(env.contains(&"A=1".to_string()) && env.contains(&"B=3".to_string()));
+    assert!(env.contains(&"TERM=xterm".to_string()));
+    assert_eq!(p.cwd(), Path::new("/srv"));
+    assert_eq!((p.user().uid(), p.user().gid()), (1000, 44));
+    assert_eq!(p.terminal(), Some(true));
+    assert_eq!(
+        p.capabilities()
+            .as_ref()
+            .unwrap()
+            .bounding()
+            .as_ref()
+            .unwrap()
+            .len(),
+        14
+    );
+    let err = exec_process(&spec, root.path(), &ExecRequest::default()).unwrap_err();
+    assert_eq!(err.kind(), skiff_api::ErrorKind::InvalidArgument);
+}
