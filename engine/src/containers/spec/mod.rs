@@ -226,8 +226,11 @@ pub(crate) fn build_spec_with(
         .cwd(process_args::working_dir(req)?)
         .capabilities(capabilities)
         .rlimits(rlimits::rlimits(&req.ulimits, &host.hard_limits))
-        .no_new_privileges(security.no_new_privileges)
         .build()?;
+    // Only ever `true` or absent: libcontainer 0.7 treats a present `false` like `true` when
+    // ordering seccomp, loads the filter after dropping CAP_SYS_ADMIN and fails. (The
+    // builder's default is `Some(true)`, so set it explicitly either way.)
+    process.set_no_new_privileges(security.no_new_privileges.then_some(true));
     if let Some([height, width]) = req.console_size.filter(|s| s[0] > 0 && s[1] > 0) {
         let size = oci_spec::runtime::BoxBuilder::default()
             .height(height as u64)

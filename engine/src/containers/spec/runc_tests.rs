@@ -237,3 +237,87 @@ fn runc_runs_the_embedded_init_as_pid_1() {
     let (code, out, err) = run(&b2, &req);
     assert_eq!(code, 137, "stdout: {out} stderr: {err}");
 }
+
+/// Env var naming the bundle the libcontainer child test runs (set by the parent test).
+const LC_BUNDLE_ENV: &str = "SKIFF_SPEC_LIBCONTAINER_BUNDLE";
+
+/// The embedded runtime (youki's libcontainer) runs a generated spec. libcontainer acts on
+/// the calling process (clones from it, changes its cwd), so the work happens in a fresh
+/// process: this test binary re-run with only `libcontainer_child`.
+#[test]
+fn libcontainer_runs_generated_spec() {
+    if !runnable() {
+        return;
+    }
+    let b = bundle("lc");
+    let mut req = request(
+        &b,
+        &[
+            "sh",
+            "-c",
+            "echo from-libcontainer; grep Seccomp: /proc/self/status; exit 4",
+        ],
+    );
+    req.resources.memory = 64 << 20;
+    req.tmpfs
+        .insert("/scratch".to_string(), "size=1m".to_string());
+    let spec = build_spec(&req, &b.rootfs()).unwrap();
+    spec.save(b.dir.path().join("config.json")).unwrap();
+    let out = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "containers::spec::runc_tests::libcontainer_child",
+            "--ignored",
+            "--test-threads=1",
+            "--nocapture",
+        ])
+        .env(LC_BUNDLE_ENV, b.dir.path())
+        .env("SKIFF_SPEC_LIBCONTAINER_ID", &b.id)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "stdout: {stdout} stderr: {stderr}");
+    assert!(stdout.contains("from-libcontainer"), "{stdout}");
+    assert!(stdout.contains("Seccomp:\t2"), "{stdout}");
+    assert!(stdout.contains("container exit=4"), "{stdout} {stderr}");
+}
+
+#[test]
+#[ignore = "run by libcontainer_runs_generated_spec in its own process"]
+fn libcontainer_child() {
+    use libcontainer::container::builder::ContainerBuilder;
+    use libcontainer::syscall::syscall::SyscallType;
+    use nix::sys::wait::{waitpid, WaitStatus};
+
+    let Some(dir) = std::env::var_os(LC_BUNDLE_ENV) else {
+        return;
+    };
+    let dir = PathBuf::from(dir);
+    let id = std::env::var("SKIFF_SPEC_LIBCONTAINER_ID").unwrap();
+    // the container init is re-parented to us when libcontainer's intermediate exits
+    // SAFETY: prctl(PR_SET_CHILD_SUBREAPER) takes one integer argument.
+    let rc = unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
+    assert_eq!(rc, 0);
+    let mut container = ContainerBuilder::new(id, SyscallType::Linux)
+        .with_root_path(dir.join("lc-state"))
+        .unwrap()
+        .as_init(&dir)
+        .with_systemd(false)
+        .with_detach(true)
+        .build()
+        .unwrap();
+    let pid = container.pid().unwrap();
+    container.start().unwrap();
+    let code = loop {
+        match waitpid(pid, None) {
+            Ok(WaitStatus::Exited(_, code)) => break code,
+            Ok(WaitStatus::Signaled(_, sig, _)) => break 128 + sig as i32,
+            Ok(_) | Err(nix::errno::Errno::EINTR) => continue,
+            Err(e) => panic!("waitpid: {e}"),
+        }
+    };
+    container.delete(true).unwrap();
+    println!("container exit={code}");
+}
