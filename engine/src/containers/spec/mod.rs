@@ -180,7 +180,7 @@ pub(crate) fn build_spec_with(
 
     // process
     let mut args = process_args::command(req)?;
-    if req.init {
+    if mounts::init_applies(req) {
         if req.init_path.is_none() {
             return Err(SpecError::Internal(
                 "init was requested but no init binary path was given".to_string(),
@@ -231,7 +231,7 @@ pub(crate) fn build_spec_with(
     // ordering seccomp, loads the filter after dropping CAP_SYS_ADMIN and fails. (The
     // builder's default is `Some(true)`, so set it explicitly either way.)
     process.set_no_new_privileges(security.no_new_privileges.then_some(true));
-    if let Some([height, width]) = req.console_size.filter(|s| s[0] > 0 && s[1] > 0) {
+    if let Some([height, width]) = req.console_size.filter(|s| req.tty && s[0] > 0 && s[1] > 0) {
         let size = oci_spec::runtime::BoxBuilder::default()
             .height(height as u64)
             .width(width as u64)
@@ -283,13 +283,22 @@ pub(crate) fn build_spec_with(
         .devices(device_nodes)
         .cgroups_path(cgroups_path)
         .build()?;
-    if !req.sysctls.is_empty() {
-        linux.set_sysctl(Some(
-            req.sysctls
-                .iter()
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect::<HashMap<_, _>>(),
-        ));
+    let mut sysctl = HashMap::new();
+    if modes.network == NsMode::Private {
+        // Docker's defaults for a new netns: ping without CAP_NET_RAW and binding low
+        // ports without CAP_NET_BIND_SERVICE (only where the kernel has the knobs)
+        for (key, value) in [
+            ("net.ipv4.ping_group_range", "0 2147483647"),
+            ("net.ipv4.ip_unprivileged_port_start", "0"),
+        ] {
+            if host.sysctls.iter().any(|k| k == key) {
+                sysctl.insert(key.to_string(), value.to_string());
+            }
+        }
+    }
+    sysctl.extend(req.sysctls.iter().map(|(k, v)| (k.clone(), v.clone())));
+    if !sysctl.is_empty() {
+        linux.set_sysctl(Some(sysctl));
     }
     let confined_paths = !req.privileged && !security.unconfined_paths;
     let masked = match &req.masked_paths {

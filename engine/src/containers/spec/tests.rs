@@ -21,6 +21,7 @@ fn host() -> HostInfo {
         hard_limits: vec![("nofile".to_string(), 20_000), ("nproc".to_string(), 4096)],
         swap_limit: true,
         blkio_weight: true,
+        sysctls: strings(&["net.ipv4.ping_group_range"]),
     }
 }
 
@@ -156,7 +157,7 @@ fn env_merges_image_and_request_with_defaults() {
         process_args::environment(&req),
         strings(&[
             "PATH=/opt/bin",
-            "HOSTNAME=web.example.org",
+            "HOSTNAME=web",
             "TERM=xterm",
             "A=request",
             "C=new"
@@ -982,4 +983,46 @@ fn exec_process_inherits_the_container_settings() {
     );
     let err = exec_process(&spec, root.path(), &ExecRequest::default()).unwrap_err();
     assert_eq!(err.kind(), skiff_api::ErrorKind::InvalidArgument);
+}
+
+#[test]
+fn docker_details_of_ipc_none_pid_host_volumes_and_sysctls() {
+    let mut req = base();
+    req.ipc_mode = "none".to_string();
+    req.pid_mode = "host".to_string();
+    req.init = true;
+    req.init_path = Some("/run/skiff/docker-init".into());
+    req.binds = strings(&["data:/data:ro"]);
+    req.volume_paths
+        .insert("data".to_string(), "/vol/data".into());
+    req.sysctls
+        .insert("net.ipv4.ping_group_range".to_string(), "1 1".to_string());
+    let spec = build(&req).unwrap();
+    let d = dests(spec.mounts().as_ref().unwrap());
+    assert!(!d.contains(&"/dev/shm".to_string()), "{d:?}");
+    // init only in a private pid namespace
+    assert!(!d.contains(&"/sbin/docker-init".to_string()));
+    assert_eq!(
+        spec.process().as_ref().unwrap().args().as_ref().unwrap(),
+        &strings(&["sh"])
+    );
+    assert_eq!(options(mount_of(&spec, "/data")), strings(&["rbind", "ro"]));
+    let sysctl = spec.linux().as_ref().unwrap().sysctl().clone().unwrap();
+    // the request overrides Docker's default; the default the host lacks is not added
+    assert_eq!(
+        sysctl.get("net.ipv4.ping_group_range").map(String::as_str),
+        Some("1 1")
+    );
+    assert!(!sysctl.contains_key("net.ipv4.ip_unprivileged_port_start"));
+
+    let spec = build(&base()).unwrap();
+    let sysctl = spec.linux().as_ref().unwrap().sysctl().clone().unwrap();
+    assert_eq!(
+        sysctl.get("net.ipv4.ping_group_range").map(String::as_str),
+        Some("0 2147483647")
+    );
+    let mut host_net = base();
+    host_net.network_mode = "host".to_string();
+    let spec = build(&host_net).unwrap();
+    assert!(spec.linux().as_ref().unwrap().sysctl().is_none());
 }
