@@ -7,6 +7,7 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::Path;
 
 use nix::errno::Errno;
+use nix::fcntl::readlinkat;
 use nix::fcntl::{openat2, AtFlags, OFlag, OpenHow, ResolveFlag};
 use nix::sys::stat::{fstat, mkdirat, Mode, SFlag};
 use nix::unistd::{fchownat, Gid, Uid};
@@ -81,45 +82,76 @@ pub fn read_file(rootfs: &Path, path: &str, limit: u64) -> Result<Option<String>
 /// Creates the working directory `workdir` inside `rootfs` if it is missing, owned by
 /// uid:gid (only the directories created here are chowned, as Docker does). Every step is
 /// resolved inside the rootfs, so a symlink in the image cannot make us create directories
-/// on the host.
+/// on the host: a dangling symlink is followed (inside the rootfs) and its target created.
 pub fn ensure_workdir(rootfs: &Path, workdir: &str, uid: u32, gid: u32) -> Result<(), SpecError> {
     super::process_args::check_container_path("working directory", workdir)?;
     let root = open_root(rootfs)?;
+    let mut pending: Vec<String> = components(workdir);
+    pending.reverse();
     let mut current = String::new();
-    for component in workdir.split('/').filter(|c| !c.is_empty() && *c != ".") {
+    let mut symlinks_followed = 0;
+    while let Some(component) = pending.pop() {
+        if component == ".." {
+            // from a symlink target: step up, never above the root
+            if let Some(i) = current.rfind('/') {
+                current.truncate(i);
+            }
+            continue;
+        }
         let parent = open_in_root(&root, &current, OFlag::O_PATH | OFlag::O_DIRECTORY)
             .map_err(|e| workdir_error(workdir, &current, e))?;
-        current.push('/');
-        current.push_str(component);
-        match open_in_root(&root, &current, OFlag::O_PATH | OFlag::O_DIRECTORY) {
-            Ok(_) => continue,
+        let next = format!("{current}/{component}");
+        match open_in_root(&root, &next, OFlag::O_PATH | OFlag::O_DIRECTORY) {
+            Ok(_) => {
+                current = next;
+                continue;
+            }
             Err(Errno::ENOENT) => {}
-            Err(e) => return Err(workdir_error(workdir, &current, e)),
+            Err(e) => return Err(workdir_error(workdir, &next, e)),
         }
         match mkdirat(
             Some(parent.as_raw_fd()),
-            component,
+            component.as_str(),
             Mode::from_bits_truncate(0o755),
         ) {
             Ok(()) => {
                 fchownat(
                     Some(parent.as_raw_fd()),
-                    component,
+                    component.as_str(),
                     Some(Uid::from_raw(uid)),
                     Some(Gid::from_raw(gid)),
                     AtFlags::AT_SYMLINK_NOFOLLOW,
                 )
-                .map_err(|e| workdir_error(workdir, &current, e))?;
+                .map_err(|e| workdir_error(workdir, &next, e))?;
+                current = next;
             }
-            // a dangling symlink, or a racing creator: resolve once more
+            // a dangling symlink: continue with its target, resolved inside the rootfs
             Err(Errno::EEXIST) => {
-                open_in_root(&root, &current, OFlag::O_PATH | OFlag::O_DIRECTORY)
-                    .map_err(|e| workdir_error(workdir, &current, e))?;
+                symlinks_followed += 1;
+                if symlinks_followed > 40 {
+                    return Err(workdir_error(workdir, &next, Errno::ELOOP));
+                }
+                let target = readlinkat(Some(parent.as_raw_fd()), component.as_str())
+                    .map_err(|e| workdir_error(workdir, &next, e))?;
+                let target = target.to_string_lossy().into_owned();
+                if target.starts_with('/') {
+                    current.clear();
+                }
+                let mut more = components(&target);
+                more.reverse();
+                pending.extend(more);
             }
-            Err(e) => return Err(workdir_error(workdir, &current, e)),
+            Err(e) => return Err(workdir_error(workdir, &next, e)),
         }
     }
     Ok(())
+}
+
+fn components(path: &str) -> Vec<String> {
+    path.split('/')
+        .filter(|c| !c.is_empty() && *c != ".")
+        .map(String::from)
+        .collect()
 }
 
 fn workdir_error(workdir: &str, at: &str, e: Errno) -> SpecError {

@@ -20,6 +20,8 @@ pub struct HostInfo {
     pub swap_limit: bool,
     /// The blkio cgroup has a weight file.
     pub blkio_weight: bool,
+    /// Docker's default sysctls this kernel has (runtimes fail on missing ones).
+    pub sysctls: Vec<String>,
 }
 
 impl HostInfo {
@@ -44,6 +46,14 @@ impl HostInfo {
                 || Path::new("/sys/fs/cgroup/blkio/blkio.bfq.weight").exists()
                 || cgroup2_has("io.weight")
                 || cgroup2_has("io.bfq.weight"),
+            sysctls: [
+                "net.ipv4.ping_group_range",
+                "net.ipv4.ip_unprivileged_port_start",
+            ]
+            .iter()
+            .filter(|k| Path::new("/proc/sys").join(k.replace('.', "/")).exists())
+            .map(|k| k.to_string())
+            .collect(),
         }
     }
 }

@@ -10,6 +10,7 @@ mod beneath;
 mod caps;
 mod devices;
 mod error;
+mod exec;
 mod host;
 mod init;
 mod mounts;
@@ -42,6 +43,8 @@ use oci_spec::runtime::{
 pub use beneath::ensure_workdir;
 #[allow(unused_imports)]
 pub use error::SpecError;
+#[allow(unused_imports)]
+pub use exec::{exec_process, validate_exec, ExecRequest};
 #[allow(unused_imports)]
 pub use host::HostInfo;
 #[allow(unused_imports)]
@@ -177,7 +180,7 @@ pub(crate) fn build_spec_with(
 
     // process
     let mut args = process_args::command(req)?;
-    if req.init {
+    if mounts::init_applies(req) {
         if req.init_path.is_none() {
             return Err(SpecError::Internal(
                 "init was requested but no init binary path was given".to_string(),
@@ -201,10 +204,13 @@ pub(crate) fn build_spec_with(
         &host.capabilities,
     )?;
     let cap_set = to_capabilities(&cap_names)?;
+    // the builder's defaults are runc's example caps: clear inheritable and ambient explicitly
     let capabilities = LinuxCapabilitiesBuilder::default()
         .bounding(cap_set.clone())
         .effective(cap_set.clone())
         .permitted(cap_set)
+        .inheritable(Capabilities::new())
+        .ambient(Capabilities::new())
         .build()?;
     let mut process = ProcessBuilder::default()
         .terminal(req.tty)
@@ -220,9 +226,12 @@ pub(crate) fn build_spec_with(
         .cwd(process_args::working_dir(req)?)
         .capabilities(capabilities)
         .rlimits(rlimits::rlimits(&req.ulimits, &host.hard_limits))
-        .no_new_privileges(security.no_new_privileges)
         .build()?;
-    if let Some([height, width]) = req.console_size.filter(|s| s[0] > 0 && s[1] > 0) {
+    // Only ever `true` or absent: libcontainer 0.7 treats a present `false` like `true` when
+    // ordering seccomp, loads the filter after dropping CAP_SYS_ADMIN and fails. (The
+    // builder's default is `Some(true)`, so set it explicitly either way.)
+    process.set_no_new_privileges(security.no_new_privileges.then_some(true));
+    if let Some([height, width]) = req.console_size.filter(|s| req.tty && s[0] > 0 && s[1] > 0) {
         let size = oci_spec::runtime::BoxBuilder::default()
             .height(height as u64)
             .width(width as u64)
@@ -274,13 +283,22 @@ pub(crate) fn build_spec_with(
         .devices(device_nodes)
         .cgroups_path(cgroups_path)
         .build()?;
-    if !req.sysctls.is_empty() {
-        linux.set_sysctl(Some(
-            req.sysctls
-                .iter()
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect::<HashMap<_, _>>(),
-        ));
+    let mut sysctl = HashMap::new();
+    if modes.network == NsMode::Private {
+        // Docker's defaults for a new netns: ping without CAP_NET_RAW and binding low
+        // ports without CAP_NET_BIND_SERVICE (only where the kernel has the knobs)
+        for (key, value) in [
+            ("net.ipv4.ping_group_range", "0 2147483647"),
+            ("net.ipv4.ip_unprivileged_port_start", "0"),
+        ] {
+            if host.sysctls.iter().any(|k| k == key) {
+                sysctl.insert(key.to_string(), value.to_string());
+            }
+        }
+    }
+    sysctl.extend(req.sysctls.iter().map(|(k, v)| (k.clone(), v.clone())));
+    if !sysctl.is_empty() {
+        linux.set_sysctl(Some(sysctl));
     }
     let confined_paths = !req.privileged && !security.unconfined_paths;
     let masked = match &req.masked_paths {
@@ -317,7 +335,9 @@ pub(crate) fn build_spec_with(
         linux.set_rootfs_propagation(Some(propagation.to_string()));
     }
 
-    let mut builder = SpecBuilder::default()
+    // oci-spec's builder defaults are an example spec (hostname "youki", annotations...):
+    // every field is set explicitly below
+    let mut spec = SpecBuilder::default()
         .version("1.0.2")
         .root(
             RootBuilder::default()
@@ -327,16 +347,20 @@ pub(crate) fn build_spec_with(
         )
         .mounts(mount_list)
         .process(process)
-        .linux(linux);
+        .linux(linux)
+        .build()?;
+    spec.set_annotations(None);
+    spec.set_hostname(None);
+    spec.set_domainname(None);
     if modes.uts != NsMode::Host {
         if !req.hostname.is_empty() {
-            builder = builder.hostname(req.hostname.clone());
+            spec.set_hostname(Some(req.hostname.clone()));
         }
         if let Some(domain) = req.domainname.as_ref().filter(|d| !d.is_empty()) {
-            builder = builder.domainname(domain.clone());
+            spec.set_domainname(Some(domain.clone()));
         }
     }
-    Ok(builder.build()?)
+    Ok(spec)
 }
 
 /// A shared or slave bind needs the container's root mount to propagate too.

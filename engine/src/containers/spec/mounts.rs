@@ -330,17 +330,19 @@ fn tmpfs_mount(target: &str, data: &[String], read_only: bool) -> Result<Mount, 
         .build()?)
 }
 
+/// Docker's bind options: rbind, ro when read-only, then the propagation if any (binds
+/// default to rprivate; volumes have none).
 fn bind_mount(
     source: &Path,
     target: &str,
     read_only: bool,
-    propagation: &str,
+    propagation: Option<&str>,
 ) -> Result<Mount, SpecError> {
     let mut options = vec!["rbind".to_string()];
     if read_only {
         options.push("ro".to_string());
     }
-    options.push(propagation.to_string());
+    options.extend(propagation.map(String::from));
     Ok(MountBuilder::default()
         .destination(normalize(target))
         .typ("bind")
@@ -372,7 +374,12 @@ pub fn mounts(req: &SpecRequest, ipc_host: bool) -> Result<Vec<Mount>, SpecError
                     })?;
                 }
                 let propagation = m.propagation.as_deref().unwrap_or("rprivate");
-                user.push(bind_mount(&source, &m.target, m.read_only, propagation)?);
+                user.push(bind_mount(
+                    &source,
+                    &m.target,
+                    m.read_only,
+                    Some(propagation),
+                )?);
             }
             MountKind::Volume => {
                 let source = req.volume_paths.get(&m.source).ok_or_else(|| {
@@ -381,7 +388,7 @@ pub fn mounts(req: &SpecRequest, ipc_host: bool) -> Result<Vec<Mount>, SpecError
                         m.source, m.target
                     ))
                 })?;
-                user.push(bind_mount(source, &m.target, m.read_only, "rprivate")?);
+                user.push(bind_mount(source, &m.target, m.read_only, None)?);
             }
             MountKind::Tmpfs => {
                 let mut data = Vec::new();
@@ -408,14 +415,14 @@ pub fn mounts(req: &SpecRequest, ipc_host: bool) -> Result<Vec<Mount>, SpecError
     let overridden =
         |dest: &str| user_dests.contains(dest) || (mount_dev && dest.starts_with("/dev/"));
 
-    // /dev/shm: the host's with --ipc host, else a private tmpfs of ShmSize
-    if !overridden("/dev/shm") {
+    // /dev/shm: the host's with --ipc host, none with --ipc none, else a tmpfs of ShmSize
+    if !overridden("/dev/shm") && req.ipc_mode != "none" {
         if ipc_host {
             user.push(bind_mount(
                 Path::new("/dev/shm"),
                 "/dev/shm",
                 false,
-                "rprivate",
+                Some("rprivate"),
             )?);
         } else {
             let size = req.shm_size.filter(|s| *s > 0).unwrap_or(DEFAULT_SHM_SIZE);
@@ -441,7 +448,7 @@ pub fn mounts(req: &SpecRequest, ipc_host: bool) -> Result<Vec<Mount>, SpecError
         (&req.etc_files.resolv_conf, "/etc/resolv.conf"),
     ] {
         if !path.as_os_str().is_empty() && !overridden(dest) {
-            user.push(bind_mount(path, dest, !writable_etc, "rprivate")?);
+            user.push(bind_mount(path, dest, !writable_etc, Some("rprivate"))?);
         }
     }
     user.sort_by_key(depth);
@@ -454,20 +461,26 @@ pub fn mounts(req: &SpecRequest, ipc_host: bool) -> Result<Vec<Mount>, SpecError
         }
         let mut m = m;
         if dest == "/dev/mqueue" && ipc_host {
-            m = bind_mount(Path::new("/dev/mqueue"), "/dev/mqueue", false, "rprivate")?;
-        }
-        if req.privileged && !req.readonly_rootfs && (dest == "/sys" || dest == "/sys/fs/cgroup") {
-            m = with_option(m, "rw");
+            m = bind_mount(
+                Path::new("/dev/mqueue"),
+                "/dev/mqueue",
+                false,
+                Some("rprivate"),
+            )?;
         }
         if req.readonly_rootfs
             && !["/proc", "/dev", "/dev/pts", "/dev/shm", "/dev/mqueue"].contains(&dest.as_str())
         {
             m = with_option(m, "ro");
         }
+        // privileged wins over the read-only rootfs for /sys and the cgroup mount
+        if req.privileged && (dest == "/sys" || dest == "/sys/fs/cgroup") {
+            m = with_option(m, "rw");
+        }
         out.push(m);
     }
     out.extend(user);
-    if req.init {
+    if init_applies(req) {
         if let Some(init) = &req.init_path {
             out.push(
                 MountBuilder::default()
@@ -511,4 +524,9 @@ pub fn check_image_volumes(req: &SpecRequest) -> Result<(), SpecError> {
         }
     }
     Ok(())
+}
+
+/// Docker adds the init only in a private PID namespace: elsewhere there already is one.
+pub fn init_applies(req: &SpecRequest) -> bool {
+    req.init && (req.pid_mode.is_empty() || req.pid_mode == "private")
 }

@@ -40,7 +40,7 @@ pub fn command(req: &SpecRequest) -> Result<Vec<String>, SpecError> {
 
 /// Sets `entry` ("KEY=VALUE") in `env`, replacing an existing KEY in place; a bare "KEY"
 /// (no '=') removes KEY, as Docker does for `-e KEY` without a value in the client's env.
-fn replace_or_append(env: &mut Vec<String>, entry: &str) {
+pub(crate) fn replace_or_append(env: &mut Vec<String>, entry: &str) {
     let key = entry.split('=').next().unwrap_or(entry);
     let position = env
         .iter()
@@ -59,12 +59,8 @@ fn replace_or_append(env: &mut Vec<String>, entry: &str) {
 /// later entries override earlier ones by key.
 pub fn environment(req: &SpecRequest) -> Vec<String> {
     let mut env = vec![format!("PATH={DEFAULT_PATH}")];
-    let hostname = match req.domainname.as_deref() {
-        Some(domain) if !domain.is_empty() => format!("{}.{}", req.hostname, domain),
-        _ => req.hostname.clone(),
-    };
-    if !hostname.is_empty() {
-        env.push(format!("HOSTNAME={hostname}"));
+    if !req.hostname.is_empty() {
+        env.push(format!("HOSTNAME={}", req.hostname));
     }
     if req.tty {
         env.push("TERM=xterm".to_string());
