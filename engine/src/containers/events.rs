@@ -45,6 +45,28 @@ impl Event {
         }
     }
 
+    /// A container event with dockerd's attributes: the container's labels, then `image`
+    /// and `name` (without the leading '/'), then `extra` (`exitCode`, `signal`, `execID`…).
+    pub fn container<'a>(
+        action: impl Into<String>,
+        id: &str,
+        name: &str,
+        image: &str,
+        labels: impl IntoIterator<Item = (&'a String, &'a String)>,
+        extra: &[(&str, String)],
+    ) -> Self {
+        let mut attributes: BTreeMap<String, String> = labels
+            .into_iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        attributes.insert("image".into(), image.to_string());
+        attributes.insert("name".into(), name.trim_start_matches('/').to_string());
+        for (k, v) in extra {
+            attributes.insert(k.to_string(), v.clone());
+        }
+        Event::new("container", action, id, attributes)
+    }
+
     /// Docker's `events.Message` JSON, with the legacy `status`/`id`/`from` fields that
     /// older clients (dockerode, the balena supervisor) read for container and image events.
     pub fn to_json(&self) -> Value {
@@ -388,6 +410,39 @@ mod tests {
         let n = ev("network", "connect", "n1", &[]).to_json();
         assert!(n.get("status").is_none() && n.get("id").is_none());
         assert_eq!(n["Actor"]["Attributes"], json!({}));
+    }
+
+    #[test]
+    fn container_events_carry_labels_image_and_name() {
+        let labels = std::collections::HashMap::from([
+            ("tier".to_string(), "db".to_string()),
+            ("name".to_string(), "label-loses".to_string()),
+        ]);
+        let e = Event::container(
+            "die",
+            "abc",
+            "/web",
+            "busybox",
+            &labels,
+            &[("exitCode", "3".into())],
+        );
+        assert_eq!(e.typ, "container");
+        let attrs: Vec<(&str, &str)> = e
+            .attributes
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        assert_eq!(
+            attrs,
+            [
+                ("exitCode", "3"),
+                ("image", "busybox"),
+                ("name", "web"),
+                ("tier", "db")
+            ]
+        );
+        assert_eq!(e.to_json()["from"], "busybox");
+        assert!(filters(r#"{"container":["web"],"label":["tier=db"]}"#).matches(&e));
     }
 
     #[test]

@@ -592,26 +592,62 @@ mod tests {
         assert_eq!(rest, texts(8..9));
     }
 
+    fn json_line_at(time: DateTime<Utc>, text: &str) -> String {
+        let v = serde_json::json!({
+            "log": format!("{text}\n"),
+            "stream": "stdout",
+            "time": time.to_rfc3339_opts(SecondsFormat::Nanos, true),
+        });
+        format!("{v}\n")
+    }
+
+    async fn collect_all<S>(s: S) -> Vec<String>
+    where
+        S: Stream<Item = Result<LogEntry, io::Error>>,
+    {
+        tokio::time::timeout(Duration::from_secs(30), s.collect::<Vec<_>>())
+            .await
+            .expect("the stream must end")
+            .into_iter()
+            .map(|r| String::from_utf8(r.unwrap().line.to_vec()).unwrap())
+            .collect()
+    }
+
     #[tokio::test]
     async fn follow_waits_for_a_log_that_does_not_exist_yet_and_ends_at_until() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("c-json.log");
         let (_stop_tx, stop_rx) = watch::channel(false);
-        // until is in the past relative to line 2: the stream ends on reaching it
+        let now = Utc::now();
+        let until = now + chrono::Duration::hours(1);
         let q = LogQuery {
             follow: true,
-            until: Some(t(1)),
+            until: Some(until),
             ..Default::default()
         };
         let s = read_logs(path.clone(), 1, q, stop_rx);
-        append(&path, &lines(0..4));
-        let got: Vec<String> = tokio::time::timeout(Duration::from_secs(30), s.collect::<Vec<_>>())
+        // the first entry after `until` ends the stream, whatever follows it
+        let text = [
+            json_line_at(now, "a"),
+            json_line_at(now, "b"),
+            json_line_at(until + chrono::Duration::seconds(1), "late"),
+            json_line_at(now, "c"),
+        ]
+        .concat();
+        append(&path, &text);
+        assert_eq!(collect_all(s).await, ["a\n", "b\n"]);
+
+        // with nothing written, the stream ends once the clock passes `until`
+        let (_stop_tx, stop_rx) = watch::channel(false);
+        let q = LogQuery {
+            follow: true,
+            until: Some(Utc::now() + chrono::Duration::milliseconds(300)),
+            ..Default::default()
+        };
+        let empty = dir.path().join("empty.log");
+        assert!(collect_all(read_logs(empty, 1, q, stop_rx))
             .await
-            .expect("stream must end at until")
-            .into_iter()
-            .map(|r| String::from_utf8(r.unwrap().line.to_vec()).unwrap())
-            .collect();
-        assert_eq!(got, texts(0..2));
+            .is_empty());
     }
 
     #[tokio::test]
