@@ -82,9 +82,12 @@ impl ContainerService {
                 c.id
             )));
         }
-        if cfg.cmd.is_empty() || cfg.cmd[0].is_empty() {
-            return Err(ApiError::invalid_argument("No exec command specified"));
-        }
+        spec::validate_exec(&spec::ExecRequest {
+            cmd: cfg.cmd.clone(),
+            working_dir: Some(cfg.working_dir.clone()).filter(|w| !w.is_empty()),
+            ..Default::default()
+        })
+        .map_err(spec_err)?;
         let id = loop {
             let id = format!("{:032x}{:032x}", rand::random::<u128>(), rand::random::<u128>());
             let execs = self.inner.execs.lock().unwrap_or_else(|p| p.into_inner());
@@ -292,56 +295,22 @@ impl ContainerService {
 }
 
 /// The exec's OCI process: the container's process with the exec's command, env, user,
-/// working directory and tty.
+/// working directory and tty (the spec module derives it as Docker does).
 fn build_process(
     bundle: &std::path::Path,
     rootfs: &std::path::Path,
     cfg: &ExecConfig,
     tty: bool,
 ) -> Result<oci_spec::runtime::Process, ApiError> {
-    let spec = oci_spec::runtime::Spec::load(bundle)
+    let container_spec = oci_spec::runtime::Spec::load(bundle)
         .map_err(|e| internal(format!("cannot read the container's spec: {e}")))?;
-    let mut process = spec
-        .process()
-        .clone()
-        .ok_or_else(|| internal("the container's spec has no process"))?;
-    process.set_args(Some(cfg.cmd.clone()));
-    process.set_terminal(Some(tty));
-    process.set_console_size(None);
-    let mut env = process.env().clone().unwrap_or_default();
-    for entry in &cfg.env {
-        let key = entry.split('=').next().unwrap_or(entry);
-        env.retain(|e| e.split('=').next().unwrap_or(e) != key);
-        env.push(entry.clone());
-    }
-    if tty && !env.iter().any(|e| e.starts_with("TERM=")) {
-        env.push("TERM=xterm".into());
-    }
-    process.set_env(Some(env));
-    if !cfg.working_dir.is_empty() {
-        process.set_cwd(cfg.working_dir.clone().into());
-    }
-    if !cfg.user.is_empty() {
-        let u = spec::resolve_user(rootfs, &cfg.user, &[]).map_err(spec_err)?;
-        let mut user = process.user().clone();
-        user.set_uid(u.uid);
-        user.set_gid(u.gid);
-        user.set_additional_gids(Some(u.additional_gids));
-        process.set_user(user);
-    }
-    if cfg.privileged {
-        let all: oci_spec::runtime::Capabilities = spec::HostInfo::probe()
-            .capabilities
-            .iter()
-            .filter_map(|n| serde_json::from_value(Value::String(n.clone())).ok())
-            .collect();
-        let mut caps = process.capabilities().clone().unwrap_or_default();
-        caps.set_bounding(Some(all.clone()));
-        caps.set_effective(Some(all.clone()));
-        caps.set_permitted(Some(all));
-        caps.set_inheritable(None);
-        caps.set_ambient(None);
-        process.set_capabilities(Some(caps));
-    }
-    Ok(process)
+    let req = spec::ExecRequest {
+        cmd: cfg.cmd.clone(),
+        env: cfg.env.clone(),
+        user: Some(cfg.user.clone()).filter(|u| !u.is_empty()),
+        working_dir: Some(cfg.working_dir.clone()).filter(|w| !w.is_empty()),
+        tty,
+        privileged: cfg.privileged,
+    };
+    spec::exec_process(&container_spec, rootfs, &req).map_err(spec_err)
 }
