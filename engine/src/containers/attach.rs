@@ -42,13 +42,21 @@ pub async fn connect(socket: &Path, s: Streams) -> Result<UnixStream, ApiError> 
 }
 
 /// Copies the process output to the client until the shim closes the socket, and the
-/// client's input to the process while it lasts. Returns when the output ended.
-pub async fn pump(conn: HijackedStream, sock: UnixStream, stdin: bool) {
+/// client's input to the process while it lasts. Once the output ended, `before_close`
+/// runs before the client sees EOF (exec: the exit code must be recorded by then, since
+/// the CLI asks for it right away).
+pub async fn pump(
+    conn: HijackedStream,
+    sock: UnixStream,
+    stdin: bool,
+    before_close: impl std::future::Future<Output = ()>,
+) {
     let (mut cr, mut cw) = tokio::io::split(conn);
     let (mut sr, mut sw) = sock.into_split();
     let output = async {
         let _ = tokio::io::copy(&mut sr, &mut cw).await;
         let _ = cw.flush().await;
+        before_close.await;
         let _ = cw.shutdown().await;
     };
     let input = async {
@@ -104,7 +112,7 @@ impl ContainerService {
         match waiting {
             Err(socket) => {
                 let sock = connect(&socket, streams).await?;
-                pump(conn, sock, streams.stdin).await;
+                pump(conn, sock, streams.stdin, async {}).await;
             }
             Ok(rx) => {
                 // the client waits for the status line before it starts the container
@@ -117,7 +125,7 @@ impl ContainerService {
                 let sock = connect(&socket, streams).await;
                 let _ = ack.send(());
                 match sock {
-                    Ok(sock) => pump(conn, sock, streams.stdin).await,
+                    Ok(sock) => pump(conn, sock, streams.stdin, async {}).await,
                     Err(e) => {
                         tracing::warn!(id = %c.id, "{}", e.message);
                         let _ = conn.shutdown().await;

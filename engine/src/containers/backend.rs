@@ -33,10 +33,13 @@ fn from_value<T: serde::de::DeserializeOwned>(v: Value, what: &str) -> Result<T,
     serde_json::from_value(v).map_err(|e| internal(format!("cannot shape {what}: {e}")))
 }
 
-fn wait_response((code, error): (i32, String)) -> ContainerWaitResponse {
+/// `Error` is left out, as dockerd does for an ordinary exit: the docker CLI turns any
+/// `Error` into "Error waiting for container" and exit code 125, hiding the real cause
+/// (a failed start is reported by the start call itself).
+fn wait_response((code, _error): (i32, String)) -> ContainerWaitResponse {
     ContainerWaitResponse {
         status_code: code as i64,
-        error: (!error.is_empty()).then_some(WaitExitError { message: error }),
+        error: None::<WaitExitError>,
     }
 }
 

@@ -245,11 +245,13 @@ impl ContainerService {
             );
         });
         if let (Some(conn), Some(sock)) = (conn, sock) {
-            attach::pump(conn, sock, stdin).await;
             // the client reads ExitCode right after the stream ends
             let mut rx = e.done.subscribe();
-            let _ = tokio::time::timeout(std::time::Duration::from_secs(10), rx.wait_for(|d| *d))
-                .await;
+            let recorded = async move {
+                let wait = rx.wait_for(|d| *d);
+                let _ = tokio::time::timeout(std::time::Duration::from_secs(10), wait).await;
+            };
+            attach::pump(conn, sock, stdin, recorded).await;
         }
         Ok(())
     }

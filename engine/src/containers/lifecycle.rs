@@ -44,6 +44,22 @@ fn start_failure_code(message: &str) -> i32 {
     }
 }
 
+/// libcontainer says `executable 'x' not found in $PATH`; the docker CLI maps runc's words
+/// (`exec: "x": executable file not found in $PATH`) to exit code 127, so say both.
+fn docker_words(message: &str) -> String {
+    if message.contains("executable file not found") {
+        return message.to_string();
+    }
+    if let Some(rest) = message.split("executable '").nth(1) {
+        if let Some((name, tail)) = rest.split_once('\'') {
+            if tail.contains("not found") {
+                return format!("{message}: exec: \"{name}\": executable file not found in $PATH");
+            }
+        }
+    }
+    message.to_string()
+}
+
 fn parse_signal(raw: &str) -> Result<i32, ApiError> {
     spec::parse_signal(raw).map_err(spec_err)
 }
@@ -150,9 +166,9 @@ impl ContainerService {
             Ok(s) => Arc::new(s),
             Err(e) => {
                 cleanup(c.dir.clone(), c.state_dir.clone()).await;
-                return Err(ApiError::invalid_argument(format!(
+                return Err(ApiError::invalid_argument(docker_words(&format!(
                     "failed to create task for container: {e}"
-                )));
+                ))));
             }
         };
         // attach clients that came before the start connect now, before any output exists
@@ -714,6 +730,9 @@ mod tests {
         );
         assert_eq!(start_failure_code("exec /etc/passwd: permission denied"), 126);
         assert_eq!(start_failure_code("something else"), 128);
+        let m = docker_words("create failed: executable 'nosuch' not found in $PATH");
+        assert!(m.ends_with("exec: \"nosuch\": executable file not found in $PATH"), "{m}");
+        assert_eq!(start_failure_code(&m), 127);
     }
 
     #[test]
