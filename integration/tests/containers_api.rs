@@ -178,7 +178,7 @@ fn bad_input_is_refused_and_leaves_nothing_behind() {
         ("bad name chars", "a%20b", base(), 400),
         ("missing image", "x1", json!({"Image": "no-such-image:1"}), 404),
         ("unknown runtime", "x2", with_host(json!({"Runtime": "nope"})), 400),
-        ("missing bind source", "x3", with_host(json!({"Binds": ["/no/such/dir:/mnt"]})), 400),
+        ("missing bind source", "x3", with_host(json!({"Mounts": [{"Type": "bind", "Source": "/no/such/dir", "Target": "/mnt"}]})), 400),
         ("relative bind target", "x4", with_host(json!({"Binds": ["/tmp:mnt"]})), 400),
         ("dotdot mount target", "x5", with_host(json!({"Mounts": [{"Type": "tmpfs", "Target": "/mnt/../etc"}]})), 400),
         ("tiny memory", "x6", with_host(json!({"Memory": 1024})), 400),
