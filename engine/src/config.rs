@@ -336,7 +336,10 @@ mod tests {
         .unwrap();
         let cfg = Config::merge(file, FlagConfig::default()).unwrap();
         assert_eq!(cfg.default_runtime, "crun");
-        assert_eq!(cfg.runtimes["crun"].runtime_args, vec!["--debug".to_string()]);
+        assert_eq!(
+            cfg.runtimes["crun"].runtime_args,
+            vec!["--debug".to_string()]
+        );
         assert_eq!(cfg.runtimes["runc"].path, DEFAULT_RUNC_PATH);
         assert_eq!(cfg.log_rotation.max_size, Some(10 << 20));
         assert_eq!(cfg.log_rotation.max_file, 3);

@@ -26,7 +26,10 @@ fn post(d: &Daemon, path: &str, body: &Value) -> (u16, Value) {
 
 fn get(d: &Daemon, path: &str) -> (u16, Value) {
     let r = d.http("GET", path, None).unwrap();
-    (r.status, serde_json::from_slice(&r.body).unwrap_or(Value::Null))
+    (
+        r.status,
+        serde_json::from_slice(&r.body).unwrap_or(Value::Null),
+    )
 }
 
 #[test]
@@ -76,7 +79,10 @@ fn inspect_returns_the_create_body_unchanged() {
     for (k, want) in host_config.as_object().unwrap() {
         assert_eq!(&v["HostConfig"][k], want, "HostConfig.{k}");
     }
-    assert_eq!(v["NetworkSettings"]["Networks"]["none"]["Aliases"], json!(["main"]));
+    assert_eq!(
+        v["NetworkSettings"]["Networks"]["none"]["Aliases"],
+        json!(["main"])
+    );
     assert_eq!(v["Id"], id);
     assert_eq!(v["Name"], "/agent");
     assert_eq!(v["Path"], "sleep");
@@ -91,7 +97,10 @@ fn inspect_returns_the_create_body_unchanged() {
     assert_eq!(r.status, 304);
     let (_, v) = get(d, "/containers/agent/json");
     let started = v["State"]["StartedAt"].as_str().unwrap();
-    assert!(started.ends_with('Z') && started.split('.').nth(1).unwrap().len() == 10, "{started}");
+    assert!(
+        started.ends_with('Z') && started.split('.').nth(1).unwrap().len() == 10,
+        "{started}"
+    );
     assert!(v["State"]["Pid"].as_u64().unwrap() > 0);
     // the round trip holds while running too
     for (k, want) in host_config.as_object().unwrap() {
@@ -108,7 +117,10 @@ fn inspect_returns_the_create_body_unchanged() {
     let (status, list) = get(d, "/containers/json?all=1&limit=-1");
     assert_eq!(status, 200);
     assert_eq!(list.as_array().unwrap().len(), 1);
-    let (_, list) = get(d, "/containers/json?all=1&filters=%7B%22label%22%3A%5B%22tier%3Dweb%22%5D%7D");
+    let (_, list) = get(
+        d,
+        "/containers/json?all=1&filters=%7B%22label%22%3A%5B%22tier%3Dweb%22%5D%7D",
+    );
     assert_eq!(list[0]["Id"], id);
     assert_eq!(list[0]["Names"], json!(["/agent"]));
     let (status, _) = get(d, &format!("/containers/{}/json", &id[..12]));
@@ -129,7 +141,10 @@ fn layout_with_config(src: &Path, dst: &Path, patch: Value) {
         .status()
         .unwrap();
     assert!(cp.success());
-    let blob = |digest: &str| dst.join("blobs/sha256").join(digest.trim_start_matches("sha256:"));
+    let blob = |digest: &str| {
+        dst.join("blobs/sha256")
+            .join(digest.trim_start_matches("sha256:"))
+    };
     let put = |bytes: &[u8]| -> (String, usize) {
         let hex = hex::encode(Sha256::digest(bytes));
         std::fs::write(dst.join("blobs/sha256").join(&hex), bytes).unwrap();
@@ -137,10 +152,15 @@ fn layout_with_config(src: &Path, dst: &Path, patch: Value) {
     };
     let mut index: Value =
         serde_json::from_slice(&std::fs::read(dst.join("index.json")).unwrap()).unwrap();
-    let mdigest = index["manifests"][0]["digest"].as_str().unwrap().to_string();
-    let mut manifest: Value = serde_json::from_slice(&std::fs::read(blob(&mdigest)).unwrap()).unwrap();
+    let mdigest = index["manifests"][0]["digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mut manifest: Value =
+        serde_json::from_slice(&std::fs::read(blob(&mdigest)).unwrap()).unwrap();
     let cdigest = manifest["config"]["digest"].as_str().unwrap().to_string();
-    let mut config: Value = serde_json::from_slice(&std::fs::read(blob(&cdigest)).unwrap()).unwrap();
+    let mut config: Value =
+        serde_json::from_slice(&std::fs::read(blob(&cdigest)).unwrap()).unwrap();
     for (k, v) in patch.as_object().unwrap() {
         config["config"][k] = v.clone();
     }
@@ -160,13 +180,22 @@ fn bad_input_is_refused_and_leaves_nothing_behind() {
     let tmp = tempfile::tempdir().unwrap();
     let single = skiff_integration::test_images().unwrap().layout("single");
     let fd_workdir = tmp.path().join("fd-workdir");
-    layout_with_config(&single, &fd_workdir, json!({"WorkingDir": "/proc/self/fd/3"}));
+    layout_with_config(
+        &single,
+        &fd_workdir,
+        json!({"WorkingDir": "/proc/self/fd/3"}),
+    );
     load(d, &fd_workdir, "bad-workdir");
     let dotdot = tmp.path().join("dotdot-volume");
-    layout_with_config(&single, &dotdot, json!({"Volumes": {"/data/../../escape": {}}}));
+    layout_with_config(
+        &single,
+        &dotdot,
+        json!({"Volumes": {"/data/../../escape": {}}}),
+    );
     load(d, &dotdot, "bad-volume");
 
-    let create = |name: &str, body: Value| post(d, &format!("/containers/create?name={name}"), &body);
+    let create =
+        |name: &str, body: Value| post(d, &format!("/containers/create?name={name}"), &body);
     let base = || json!({"Image": "single", "Cmd": ["true"]});
     let with_host = |hc: Value| {
         let mut b = base();
@@ -176,25 +205,85 @@ fn bad_input_is_refused_and_leaves_nothing_behind() {
     let cases: Vec<(&str, &str, Value, u16)> = vec![
         ("bad name", "-bad", base(), 400),
         ("bad name chars", "a%20b", base(), 400),
-        ("missing image", "x1", json!({"Image": "no-such-image:1"}), 404),
-        ("unknown runtime", "x2", with_host(json!({"Runtime": "nope"})), 400),
-        ("missing bind source", "x3", with_host(json!({"Mounts": [{"Type": "bind", "Source": "/no/such/dir", "Target": "/mnt"}]})), 400),
-        ("relative bind target", "x4", with_host(json!({"Binds": ["/tmp:mnt"]})), 400),
-        ("dotdot mount target", "x5", with_host(json!({"Mounts": [{"Type": "tmpfs", "Target": "/mnt/../etc"}]})), 400),
+        (
+            "missing image",
+            "x1",
+            json!({"Image": "no-such-image:1"}),
+            404,
+        ),
+        (
+            "unknown runtime",
+            "x2",
+            with_host(json!({"Runtime": "nope"})),
+            400,
+        ),
+        (
+            "missing bind source",
+            "x3",
+            with_host(
+                json!({"Mounts": [{"Type": "bind", "Source": "/no/such/dir", "Target": "/mnt"}]}),
+            ),
+            400,
+        ),
+        (
+            "relative bind target",
+            "x4",
+            with_host(json!({"Binds": ["/tmp:mnt"]})),
+            400,
+        ),
+        (
+            "dotdot mount target",
+            "x5",
+            with_host(json!({"Mounts": [{"Type": "tmpfs", "Target": "/mnt/../etc"}]})),
+            400,
+        ),
         ("tiny memory", "x6", with_host(json!({"Memory": 1024})), 400),
-        ("too many cpus", "x7", with_host(json!({"NanoCpus": 1_000_000_000_000_i64})), 400),
-        ("swap below memory", "x8", with_host(json!({"Memory": 67108864, "MemorySwap": 1048576})), 400),
-        ("unknown capability", "x9", with_host(json!({"CapAdd": ["NOT_A_CAP"]})), 400),
-        ("bad restart policy", "x10", with_host(json!({"RestartPolicy": {"Name": "sometimes"}})), 400),
-        ("image workdir under /proc/self/fd", "x11", json!({"Image": "bad-workdir", "Cmd": ["true"]}), 400),
-        ("image volume with ..", "x12", json!({"Image": "bad-volume", "Cmd": ["true"]}), 400),
+        (
+            "too many cpus",
+            "x7",
+            with_host(json!({"NanoCpus": 1_000_000_000_000_i64})),
+            400,
+        ),
+        (
+            "swap below memory",
+            "x8",
+            with_host(json!({"Memory": 67108864, "MemorySwap": 1048576})),
+            400,
+        ),
+        (
+            "unknown capability",
+            "x9",
+            with_host(json!({"CapAdd": ["NOT_A_CAP"]})),
+            400,
+        ),
+        (
+            "bad restart policy",
+            "x10",
+            with_host(json!({"RestartPolicy": {"Name": "sometimes"}})),
+            400,
+        ),
+        (
+            "image workdir under /proc/self/fd",
+            "x11",
+            json!({"Image": "bad-workdir", "Cmd": ["true"]}),
+            400,
+        ),
+        (
+            "image volume with ..",
+            "x12",
+            json!({"Image": "bad-volume", "Cmd": ["true"]}),
+            400,
+        ),
         ("not json", "x13", json!("just a string"), 400),
     ];
     for (what, name, body, want) in cases {
         let (status, v) = create(name, body);
         assert_eq!(status, want, "{what}: {v}");
         let msg = v["message"].as_str().unwrap_or("");
-        assert!(!msg.is_empty() && msg.len() < 600, "{what}: unclear message {v}");
+        assert!(
+            !msg.is_empty() && msg.len() < 600,
+            "{what}: unclear message {v}"
+        );
         assert_no_container_state(d);
     }
     // a name conflict is 409 with dockerd's words
@@ -202,9 +291,18 @@ fn bad_input_is_refused_and_leaves_nothing_behind() {
     assert_eq!(status, 201);
     let (status, v) = create("taken", base());
     assert_eq!(status, 409);
-    assert!(v["message"].as_str().unwrap().contains("is already in use by container"), "{v}");
+    assert!(
+        v["message"]
+            .as_str()
+            .unwrap()
+            .contains("is already in use by container"),
+        "{v}"
+    );
     // a failed start (missing binary) leaves no mount and no shim, and says why
-    let (status, _) = create("nobin", json!({"Image": "single", "Cmd": ["/no/such/binary"]}));
+    let (status, _) = create(
+        "nobin",
+        json!({"Image": "single", "Cmd": ["/no/such/binary"]}),
+    );
     assert_eq!(status, 201);
     let r = d.http("POST", "/containers/nobin/start", None).unwrap();
     assert_eq!(r.status, 400, "{}", r.text());
@@ -213,9 +311,17 @@ fn bad_input_is_refused_and_leaves_nothing_behind() {
     assert!(!v["State"]["Error"].as_str().unwrap().is_empty());
     assert!(skiff_integration::mounts::mounts_under(&d.data_root()).is_empty());
     for name in ["taken", "nobin"] {
-        assert_eq!(d.http("DELETE", &format!("/containers/{name}"), None).unwrap().status, 204);
+        assert_eq!(
+            d.http("DELETE", &format!("/containers/{name}"), None)
+                .unwrap()
+                .status,
+            204
+        );
     }
     assert_no_container_state(d);
     // the daemon still serves
-    assert_eq!(ok(d, &["run", "--rm", "single", "echo", "alive"]), "alive\n");
+    assert_eq!(
+        ok(d, &["run", "--rm", "single", "echo", "alive"]),
+        "alive\n"
+    );
 }

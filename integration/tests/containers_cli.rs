@@ -17,12 +17,21 @@ fn core_flow(runtime: &str) {
 
     // run --rm: output and exit codes
     assert_eq!(ok(d, &["run", "--rm", rt, "single", "echo", "hi"]), "hi\n");
-    assert_eq!(code(d, &["run", "--rm", rt, "single", "sh", "-c", "exit 3"]), 3);
-    assert_eq!(code(d, &["run", "--rm", rt, "single", "no-such-binary"]), 127);
+    assert_eq!(
+        code(d, &["run", "--rm", rt, "single", "sh", "-c", "exit 3"]),
+        3
+    );
+    assert_eq!(
+        code(d, &["run", "--rm", rt, "single", "no-such-binary"]),
+        127
+    );
 
     // -i with piped stdin, -t with a pseudo terminal
     let out = d
-        .docker_with_stdin(&["run", "-i", "--rm", rt, "single", "cat"], b"piped\n".to_vec())
+        .docker_with_stdin(
+            &["run", "-i", "--rm", rt, "single", "cat"],
+            b"piped\n".to_vec(),
+        )
         .unwrap();
     assert_eq!(stdout(&out), "piped\n", "{}", stderr(&out));
     let out = under_script(d, &format!("docker run -t --rm {rt} single busybox tty"));
@@ -37,7 +46,14 @@ fn core_flow(runtime: &str) {
     let id = ok(
         d,
         &[
-            "run", "-d", rt, "--name", "web", "single", "sh", "-c",
+            "run",
+            "-d",
+            rt,
+            "--name",
+            "web",
+            "single",
+            "sh",
+            "-c",
             "echo started; trap 'exit 0' TERM; while true; do sleep 0.1; done",
         ],
     )
@@ -49,7 +65,11 @@ fn core_flow(runtime: &str) {
     assert_eq!(ok(d, &["exec", "web", "echo", "from-exec"]), "from-exec\n");
     assert_eq!(code(d, &["exec", "web", "sh", "-c", "exit 5"]), 5);
     let out = under_script(d, "docker exec -it web busybox tty");
-    assert!(stdout(&out).contains("/dev/pts/"), "exec -it: {:?}", stdout(&out));
+    assert!(
+        stdout(&out).contains("/dev/pts/"),
+        "exec -it: {:?}",
+        stdout(&out)
+    );
     let out = d
         .docker_with_stdin(&["exec", "-i", "web", "cat"], b"to-exec\n".to_vec())
         .unwrap();
@@ -108,28 +128,78 @@ fn images_users_read_only_roots_and_memory_limits() {
     // whiteouts and an opaque directory of the multi-layer image
     let out = ok(
         d,
-        &["run", "--rm", "multi", "sh", "-c", "ls /data; echo --; ls /opt/app; cat /etc/image"],
+        &[
+            "run",
+            "--rm",
+            "multi",
+            "sh",
+            "-c",
+            "ls /data; echo --; ls /opt/app; cat /etc/image",
+        ],
     );
     let (data, rest) = out.split_once("--\n").unwrap();
-    assert!(data.contains("keep.txt") && data.contains("layer3.txt"), "{out}");
-    assert!(!data.contains("del.txt") && !data.contains("deldir") && !data.contains("hl-b"), "{out}");
+    assert!(
+        data.contains("keep.txt") && data.contains("layer3.txt"),
+        "{out}"
+    );
+    assert!(
+        !data.contains("del.txt") && !data.contains("deldir") && !data.contains("hl-b"),
+        "{out}"
+    );
     assert_eq!(rest, "new.txt\nmulti\n");
     // a non-root user, by number and by name
-    assert_eq!(ok(d, &["run", "--rm", "--user", "1000:1000", "single", "id", "-u"]), "1000\n");
-    assert_eq!(ok(d, &["run", "--rm", "--user", "nobody", "single", "id", "-un"]), "nobody\n");
+    assert_eq!(
+        ok(
+            d,
+            &["run", "--rm", "--user", "1000:1000", "single", "id", "-u"]
+        ),
+        "1000\n"
+    );
+    assert_eq!(
+        ok(
+            d,
+            &["run", "--rm", "--user", "nobody", "single", "id", "-un"]
+        ),
+        "nobody\n"
+    );
     // read-only root
     let out = d
         .docker(&["run", "--rm", "--read-only", "single", "touch", "/x"])
         .unwrap();
     assert_ne!(out.status.code(), Some(0));
-    assert!(stderr(&out).contains("Read-only file system"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("Read-only file system"),
+        "{}",
+        stderr(&out)
+    );
     // writes go to the container's own layer only
-    ok(d, &["run", "--name", "writer", "single", "sh", "-c", "echo x > /etc/image"]);
-    assert_eq!(ok(d, &["run", "--rm", "single", "cat", "/etc/image"]), "single\n");
+    ok(
+        d,
+        &[
+            "run",
+            "--name",
+            "writer",
+            "single",
+            "sh",
+            "-c",
+            "echo x > /etc/image",
+        ],
+    );
+    assert_eq!(
+        ok(d, &["run", "--rm", "single", "cat", "/etc/image"]),
+        "single\n"
+    );
     // a memory hog over its limit is OOM-killed and says so
     let out = d
         .docker(&[
-            "run", "--name", "hog", "--memory", "10m", "single", "sh", "-c",
+            "run",
+            "--name",
+            "hog",
+            "--memory",
+            "10m",
+            "single",
+            "sh",
+            "-c",
             "x=$(head -c 60000000 /dev/zero | busybox tr '\\0' a); echo survived",
         ])
         .unwrap();
@@ -145,7 +215,18 @@ fn restart_policy_on_failure_is_counted() {
     let d = &c.daemon;
     ok(
         d,
-        &["run", "-d", "--name", "flaky", "--restart", "on-failure:2", "single", "sh", "-c", "exit 1"],
+        &[
+            "run",
+            "-d",
+            "--name",
+            "flaky",
+            "--restart",
+            "on-failure:2",
+            "single",
+            "sh",
+            "-c",
+            "exit 1",
+        ],
     );
     assert!(eventually(30, || {
         let v = inspect(d, "flaky");
@@ -157,8 +238,24 @@ fn restart_policy_on_failure_is_counted() {
     assert_eq!(v["RestartCount"], 2);
     assert_eq!(v["State"]["ExitCode"], 1);
     // `always` restarts a container that exits 0, and a manual stop ends it
-    ok(d, &["run", "-d", "--name", "loop", "--restart", "always", "single", "sh", "-c", "sleep 0.2"]);
-    assert!(eventually(30, || inspect(d, "loop")["RestartCount"].as_u64() >= Some(2)));
+    ok(
+        d,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "loop",
+            "--restart",
+            "always",
+            "single",
+            "sh",
+            "-c",
+            "sleep 0.2",
+        ],
+    );
+    assert!(eventually(30, || inspect(d, "loop")["RestartCount"]
+        .as_u64()
+        >= Some(2)));
     ok(d, &["stop", "loop"]);
     let n = inspect(d, "loop")["RestartCount"].clone();
     std::thread::sleep(std::time::Duration::from_secs(1));
@@ -174,12 +271,32 @@ fn live_restore_after_daemon_sigkill() {
     for n in names {
         ok(
             &c.daemon,
-            &["run", "-d", "--name", n, "single", "sh", "-c",
-              "i=0; while true; do echo tick $i; i=$((i+1)); sleep 0.1; done"],
+            &[
+                "run",
+                "-d",
+                "--name",
+                n,
+                "single",
+                "sh",
+                "-c",
+                "i=0; while true; do echo tick $i; i=$((i+1)); sleep 0.1; done",
+            ],
         );
         pids.push(inspect(&c.daemon, n)["State"]["Pid"].as_u64().unwrap());
     }
-    ok(&c.daemon, &["run", "-d", "--name", "brief", "single", "sh", "-c", "sleep 2; exit 7"]);
+    ok(
+        &c.daemon,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "brief",
+            "single",
+            "sh",
+            "-c",
+            "sleep 2; exit 7",
+        ],
+    );
     c.daemon.kill().unwrap();
     // "brief" exits while the daemon is down
     std::thread::sleep(std::time::Duration::from_secs(3));

@@ -188,12 +188,11 @@ impl ContainerBackend for ContainerService {
             .pids()
             .await
             .map_err(|e| internal(format!("cannot list the container's processes: {e}")))?;
-        let (titles, processes) = tokio::task::spawn_blocking(move || {
-            super::top::top(&pids, ps_args.as_deref())
-        })
-        .await
-        .map_err(internal)?
-        .map_err(ApiError::from)?;
+        let (titles, processes) =
+            tokio::task::spawn_blocking(move || super::top::top(&pids, ps_args.as_deref()))
+                .await
+                .map_err(internal)?
+                .map_err(ApiError::from)?;
         Ok(ContainerTopResponse { titles, processes })
     }
 
@@ -209,7 +208,10 @@ impl ContainerBackend for ContainerService {
             let c = c.clone();
             async move {
                 let ctr = c.ctr.lock().await;
-                (ctr.rec.state.running.then_some(ctr.rec.state.pid), ctr.rec.name.clone())
+                (
+                    ctr.rec.state.running.then_some(ctr.rec.state.pid),
+                    ctr.rec.name.clone(),
+                )
             }
         };
         let (pid, name) = read(&c).await;
@@ -225,9 +227,7 @@ impl ContainerBackend for ContainerService {
             });
             return out.send(zero).await;
         };
-        let sample = move || {
-            tokio::task::spawn_blocking(move || super::stats::sample(pid))
-        };
+        let sample = move || tokio::task::spawn_blocking(move || super::stats::sample(pid));
         let mut prev = None;
         if !one_shot || stream {
             prev = sample().await.map_err(internal)?.ok();
@@ -255,7 +255,10 @@ impl ContainerBackend for ContainerService {
         let c = self.get(id)?;
         let (rec, running) = {
             let ctr = c.ctr.lock().await;
-            (ctr.rec.clone(), ctr.rec.state.running || ctr.rec.state.restarting)
+            (
+                ctr.rec.clone(),
+                ctr.rec.state.running || ctr.rec.state.restarting,
+            )
         };
         if rec.log_path.is_empty() {
             return Err(ApiError::invalid_argument(
@@ -288,8 +291,8 @@ impl ContainerBackend for ContainerService {
             timestamps: opts.timestamps,
         };
         let timestamps = opts.timestamps;
-        let frames = logs::read_logs(rec.log_path.clone().into(), max_file, query, stop_rx).map(
-            move |r| {
+        let frames =
+            logs::read_logs(rec.log_path.clone().into(), max_file, query, stop_rx).map(move |r| {
                 r.map(|e| LogFrame {
                     stream: match e.stream {
                         LogStreamKind::Stdout => StdStream::Stdout,
@@ -298,15 +301,18 @@ impl ContainerBackend for ContainerService {
                     data: e.render(timestamps),
                 })
                 .map_err(|e| internal(format!("cannot read the log: {e}")))
-            },
-        );
+            });
         Ok(LogStream {
             tty: rec.tty(),
             frames: frames.boxed(),
         })
     }
 
-    async fn attach_prepare(&self, id: &str, _opts: &AttachOptions) -> Result<AttachInfo, ApiError> {
+    async fn attach_prepare(
+        &self,
+        id: &str,
+        _opts: &AttachOptions,
+    ) -> Result<AttachInfo, ApiError> {
         Ok(AttachInfo {
             tty: self.attach_info(id).await?,
         })
@@ -424,9 +430,10 @@ impl EventsBackend for EventsService {
         filters: Filters,
     ) -> Result<EventStream, ApiError> {
         let filters = EventFilters::new(filters)?;
-        let stream = self.bus.subscribe(since, until, &filters).map(|e| {
-            EventMessage::new(e.typ, &e.action, &e.actor_id, e.attributes, e.time_nano)
-        });
+        let stream = self
+            .bus
+            .subscribe(since, until, &filters)
+            .map(|e| EventMessage::new(e.typ, &e.action, &e.actor_id, e.attributes, e.time_nano));
         Ok(stream.boxed())
     }
 }

@@ -51,7 +51,11 @@ pub fn write(dir: &Path, req: &EtcRequest<'_>) -> Result<EtcPaths> {
     };
     for entry in req.extra_hosts {
         if let Some((name, ip)) = entry.split_once(':') {
-            let ip = if ip == "host-gateway" { "127.0.0.1" } else { ip };
+            let ip = if ip == "host-gateway" {
+                "127.0.0.1"
+            } else {
+                ip
+            };
             hosts.push_str(&format!("{ip}\t{name}\n"));
         }
     }
@@ -134,16 +138,17 @@ mod tests {
 
     #[test]
     fn loopback_nameservers_are_dropped_with_a_fallback() {
-        let host = "# comment\nnameserver 127.0.0.53\nnameserver 10.0.0.1\nsearch lan\noptions ndots:2\n";
+        let host =
+            "# comment\nnameserver 127.0.0.53\nnameserver 10.0.0.1\nsearch lan\noptions ndots:2\n";
         let out = resolv_conf(host, &req(&[]));
-        assert_eq!(
-            out,
-            "nameserver 10.0.0.1\nsearch lan\noptions ndots:2\n"
-        );
+        assert_eq!(out, "nameserver 10.0.0.1\nsearch lan\noptions ndots:2\n");
         let out = resolv_conf("nameserver 127.0.0.1\nnameserver ::1\n", &req(&[]));
         assert_eq!(out, "nameserver 8.8.8.8\nnameserver 8.8.4.4\n");
         let dns = vec!["1.1.1.1".to_string()];
-        assert_eq!(resolv_conf(host, &req(&dns)).lines().next(), Some("nameserver 1.1.1.1"));
+        assert_eq!(
+            resolv_conf(host, &req(&dns)).lines().next(),
+            Some("nameserver 1.1.1.1")
+        );
     }
 
     #[test]

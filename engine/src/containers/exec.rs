@@ -89,7 +89,11 @@ impl ContainerService {
         })
         .map_err(spec_err)?;
         let id = loop {
-            let id = format!("{:032x}{:032x}", rand::random::<u128>(), rand::random::<u128>());
+            let id = format!(
+                "{:032x}{:032x}",
+                rand::random::<u128>(),
+                rand::random::<u128>()
+            );
             let execs = self.inner.execs.lock().unwrap_or_else(|p| p.into_inner());
             if !execs.keys().any(|k| k[..12] == id[..12]) {
                 break id;
@@ -169,8 +173,8 @@ impl ContainerService {
         let tty = tty.unwrap_or(false) || e.config.tty;
         let bundle = c.state_dir.join("config.json");
         let cfg = e.config.clone();
-        let process = crate::images::blocking(move || build_process(&bundle, &merged, &cfg, tty))
-            .await?;
+        let process =
+            crate::images::blocking(move || build_process(&bundle, &merged, &cfg, tty)).await?;
         let stdin = e.config.attach_stdin && conn.is_some() && !detach;
         shim.exec(e.shim_id(), &process, stdin)
             .await

@@ -12,9 +12,7 @@ use tokio::sync::oneshot;
 
 use super::record::Record;
 use super::restart::Policy;
-use super::service::{
-    internal, shim_err, spec_err, Container, ContainerService, Ctr, Status,
-};
+use super::service::{internal, shim_err, spec_err, Container, ContainerService, Ctr, Status};
 use super::spec::{self, EtcFiles, ImageRuntimeConfig};
 use super::{etcfiles, rootfs, specreq};
 
@@ -95,7 +93,9 @@ impl ContainerService {
             Ok(()) => Ok(()),
             Err(e) => {
                 let code = start_failure_code(&e.message);
-                ctr.rec.state.set_exited(code, Utc::now(), false, &e.message);
+                ctr.rec
+                    .state
+                    .set_exited(code, Utc::now(), false, &e.message);
                 ctr.rec.mounted = false;
                 let _ = self.save(&ctr.rec);
                 c.set_status(|s| {
@@ -126,8 +126,7 @@ impl ContainerService {
         let image_rc = ImageRuntimeConfig::from_image_config(&image.config).map_err(spec_err)?;
         let runtime = self.runtime_config(&ctr.rec.runtime)?;
         let log = self.log_config(&ctr.rec)?;
-        let init_path = if ctr.rec.host_config.get("Init").and_then(Value::as_bool) == Some(true)
-        {
+        let init_path = if ctr.rec.host_config.get("Init").and_then(Value::as_bool) == Some(true) {
             Some(self.init_binary_path()?)
         } else {
             None
@@ -215,9 +214,16 @@ impl ContainerService {
             use std::os::unix::fs::PermissionsExt;
             let tmp = path.with_extension("tmp");
             std::fs::write(&tmp, spec::init_binary())
-                .and_then(|_| std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o755)))
+                .and_then(|_| {
+                    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o755))
+                })
                 .and_then(|_| std::fs::rename(&tmp, &path))
-                .map_err(|e| internal(format!("cannot write the init binary {}: {e}", path.display())))?;
+                .map_err(|e| {
+                    internal(format!(
+                        "cannot write the init binary {}: {e}",
+                        path.display()
+                    ))
+                })?;
         }
         Ok(path)
     }
@@ -492,7 +498,10 @@ impl ContainerService {
             )));
         }
         if !pause && !ctr.rec.state.paused {
-            return Err(ApiError::conflict(format!("Container {} is not paused", c.id)));
+            return Err(ApiError::conflict(format!(
+                "Container {} is not paused",
+                c.id
+            )));
         }
         if pause {
             shim.pause().await.map_err(shim_err)?;
@@ -511,7 +520,9 @@ impl ContainerService {
         let c = self.get(name)?;
         let mut ctr = c.ctr.lock().await;
         let Some(body) = body.as_object() else {
-            return Err(ApiError::invalid_argument("the update body must be a JSON object"));
+            return Err(ApiError::invalid_argument(
+                "the update body must be a JSON object",
+            ));
         };
         let mut host = match ctr.rec.host_config.clone() {
             Value::Object(m) => m,
@@ -519,7 +530,12 @@ impl ContainerService {
         };
         for (k, v) in body {
             if k == "RestartPolicy" {
-                if v.is_null() || v.get("Name").and_then(Value::as_str).unwrap_or("").is_empty() {
+                if v.is_null()
+                    || v.get("Name")
+                        .and_then(Value::as_str)
+                        .unwrap_or("")
+                        .is_empty()
+                {
                     continue;
                 }
                 let p = Policy::from_value(v)?;
@@ -537,7 +553,9 @@ impl ContainerService {
         let host = Value::Object(host);
         let memory = host.get("Memory").and_then(Value::as_i64).unwrap_or(0);
         if memory != 0 && memory < 6 * 1024 * 1024 {
-            return Err(ApiError::invalid_argument("Minimum memory limit allowed is 6MB"));
+            return Err(ApiError::invalid_argument(
+                "Minimum memory limit allowed is 6MB",
+            ));
         }
         let swap = host.get("MemorySwap").and_then(Value::as_i64).unwrap_or(0);
         if memory > 0 && swap > 0 && swap < memory {
@@ -613,15 +631,21 @@ fn update_resources(
         }
         b = b.memory(m.build().map_err(bad)?);
     }
-    if given("CpuShares") || given("CpuQuota") || given("CpuPeriod") || given("NanoCpus")
-        || given("CpusetCpus") || given("CpusetMems")
+    if given("CpuShares")
+        || given("CpuQuota")
+        || given("CpuPeriod")
+        || given("NanoCpus")
+        || given("CpusetCpus")
+        || given("CpusetMems")
     {
         let mut cpu = LinuxCpuBuilder::default();
         if get("CpuShares") > 0 {
             cpu = cpu.shares(get("CpuShares") as u64);
         }
         if get("NanoCpus") > 0 {
-            cpu = cpu.period(100_000u64).quota(get("NanoCpus") * 100_000 / 1_000_000_000);
+            cpu = cpu
+                .period(100_000u64)
+                .quota(get("NanoCpus") * 100_000 / 1_000_000_000);
         } else {
             if get("CpuPeriod") > 0 {
                 cpu = cpu.period(get("CpuPeriod") as u64);
@@ -630,10 +654,18 @@ fn update_resources(
                 cpu = cpu.quota(get("CpuQuota"));
             }
         }
-        if let Some(s) = host.get("CpusetCpus").and_then(Value::as_str).filter(|s| !s.is_empty()) {
+        if let Some(s) = host
+            .get("CpusetCpus")
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+        {
             cpu = cpu.cpus(s.to_string());
         }
-        if let Some(s) = host.get("CpusetMems").and_then(Value::as_str).filter(|s| !s.is_empty()) {
+        if let Some(s) = host
+            .get("CpusetMems")
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+        {
             cpu = cpu.mems(s.to_string());
         }
         b = b.cpu(cpu.build().map_err(bad)?);
@@ -665,7 +697,11 @@ fn prepare_bundle(
         let strs = |k: &str| -> Vec<String> {
             host.get(k)
                 .and_then(Value::as_array)
-                .map(|a| a.iter().filter_map(|v| v.as_str().map(String::from)).collect())
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|v| v.as_str().map(String::from))
+                        .collect()
+                })
                 .unwrap_or_default()
         };
         let extra_hosts = strs("ExtraHosts");
@@ -728,10 +764,16 @@ mod tests {
             start_failure_code("exec: \"nope\": executable file not found in $PATH"),
             127
         );
-        assert_eq!(start_failure_code("exec /etc/passwd: permission denied"), 126);
+        assert_eq!(
+            start_failure_code("exec /etc/passwd: permission denied"),
+            126
+        );
         assert_eq!(start_failure_code("something else"), 128);
         let m = docker_words("create failed: executable 'nosuch' not found in $PATH");
-        assert!(m.ends_with("exec: \"nosuch\": executable file not found in $PATH"), "{m}");
+        assert!(
+            m.ends_with("exec: \"nosuch\": executable file not found in $PATH"),
+            "{m}"
+        );
         assert_eq!(start_failure_code(&m), 127);
     }
 

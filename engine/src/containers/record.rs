@@ -204,7 +204,10 @@ impl RecordStore {
 
     pub fn save(&self, rec: &Record) -> Result<()> {
         let bytes = serde_json::to_vec(rec).map_err(|e| {
-            Error::Config(format!("cannot encode the record of container {}: {e}", rec.id))
+            Error::Config(format!(
+                "cannot encode the record of container {}: {e}",
+                rec.id
+            ))
         })?;
         write_atomic(&self.dir(&rec.id).join(RECORD_FILE), &bytes)
     }
@@ -329,7 +332,10 @@ mod tests {
         store.remove("aaaa").unwrap();
         assert!(!store.dir("aaaa").exists());
         // no temp files left behind by saves
-        assert_eq!(fs::read_dir(dir.path().join("containers")).unwrap().count(), 1);
+        assert_eq!(
+            fs::read_dir(dir.path().join("containers")).unwrap().count(),
+            1
+        );
     }
 
     #[test]

@@ -79,7 +79,12 @@ impl Policy {
     }
 
     /// After an exit: restart? `restart_count` counts the restarts done so far.
-    pub fn should_restart(&self, exit_code: i32, restart_count: u64, manually_stopped: bool) -> bool {
+    pub fn should_restart(
+        &self,
+        exit_code: i32,
+        restart_count: u64,
+        manually_stopped: bool,
+    ) -> bool {
         if manually_stopped {
             return false;
         }

@@ -31,13 +31,14 @@ pub fn mount_rootfs(container_dir: &Path, lowers: &[PathBuf]) -> Result<PathBuf>
     let work = container_dir.join("work");
     let empty = container_dir.join("empty");
     for d in [&upper, &work, &merged] {
-        fs::create_dir_all(d).map_err(|e| Error::io(format!("cannot create {}", d.display()), e))?;
+        fs::create_dir_all(d)
+            .map_err(|e| Error::io(format!("cannot create {}", d.display()), e))?;
     }
     let mut lower_list: Vec<String> = Vec::with_capacity(lowers.len().max(1));
     for l in lowers {
-        let s = l.to_str().ok_or_else(|| {
-            Error::Config(format!("layer path {} is not UTF-8", l.display()))
-        })?;
+        let s = l
+            .to_str()
+            .ok_or_else(|| Error::Config(format!("layer path {} is not UTF-8", l.display())))?;
         if s.contains(':') || s.contains(',') {
             return Err(Error::Config(format!(
                 "layer path {s} holds ':' or ',', which overlay options cannot carry; use a data root without them"
@@ -73,7 +74,10 @@ pub fn mount_rootfs(container_dir: &Path, lowers: &[PathBuf]) -> Result<PathBuf>
     )
     .map_err(|e| {
         Error::io(
-            format!("cannot mount the container's root filesystem at {}", merged.display()),
+            format!(
+                "cannot mount the container's root filesystem at {}",
+                merged.display()
+            ),
             e.into(),
         )
     })?;
@@ -89,11 +93,13 @@ pub fn unmount_rootfs(container_dir: &Path) -> Result<()> {
     }
     match umount2(&merged, MntFlags::empty()) {
         Ok(()) => Ok(()),
-        Err(nix::errno::Errno::EBUSY) => umount2(&merged, MntFlags::MNT_DETACH).map_err(|e| {
-            Error::io(format!("cannot unmount {}", merged.display()), e.into())
-        }),
+        Err(nix::errno::Errno::EBUSY) => umount2(&merged, MntFlags::MNT_DETACH)
+            .map_err(|e| Error::io(format!("cannot unmount {}", merged.display()), e.into())),
         Err(nix::errno::Errno::EINVAL) | Err(nix::errno::Errno::ENOENT) => Ok(()),
-        Err(e) => Err(Error::io(format!("cannot unmount {}", merged.display()), e.into())),
+        Err(e) => Err(Error::io(
+            format!("cannot unmount {}", merged.display()),
+            e.into(),
+        )),
     }
 }
 
@@ -197,7 +203,10 @@ mod tests {
         unmount_rootfs(&cdir).unwrap();
         result.unwrap();
         assert!(!is_mounted(&merged));
-        assert_eq!(fs::read_to_string(upper_dir(&cdir).join("new")).unwrap(), "hello");
+        assert_eq!(
+            fs::read_to_string(upper_dir(&cdir).join("new")).unwrap(),
+            "hello"
+        );
         assert!(!base.join("new").exists());
         assert!(upper_size(&cdir) >= 5);
         unmount_rootfs(&cdir).unwrap();

@@ -113,7 +113,11 @@ pub fn no_such_container(name: &str) -> ApiError {
 }
 
 impl ContainerService {
-    pub fn new(cfg: Config, images: Arc<ImageService>, events: Arc<EventBus>) -> crate::error::Result<Self> {
+    pub fn new(
+        cfg: Config,
+        images: Arc<ImageService>,
+        events: Arc<EventBus>,
+    ) -> crate::error::Result<Self> {
         let records = RecordStore::new(cfg.data_root.join("containers"))?;
         let skiff_exe = std::env::current_exe().map_err(|e| {
             crate::error::Error::io("cannot find the skiff executable for the shims", e)
@@ -217,7 +221,11 @@ impl ContainerService {
 
     /// Short, so the shim's unix sockets fit in sun_path (108 bytes).
     pub fn state_dir(&self, id: &str) -> PathBuf {
-        self.inner.cfg.exec_root.join("c").join(&id[..id.len().min(12)])
+        self.inner
+            .cfg
+            .exec_root
+            .join("c")
+            .join(&id[..id.len().min(12)])
     }
 
     pub fn publish(&self, action: &str, rec: &Record, extra: &[(&str, String)]) {
@@ -281,7 +289,9 @@ impl ContainerService {
             host_config.clone()
         };
         let name = match name.filter(|n| !n.is_empty()) {
-            Some(n) => Some(names::validate_name(&n).map_err(|e| ApiError::new(e.kind(), e.to_string()))?),
+            Some(n) => {
+                Some(names::validate_name(&n).map_err(|e| ApiError::new(e.kind(), e.to_string()))?)
+            }
             None => None,
         };
         let image_ref = config
@@ -371,7 +381,10 @@ impl ContainerService {
                     }
                     n
                 }
-                None => format!("/{}", names::generate_name(|n| idx.names.contains_key(&format!("/{n}")))),
+                None => format!(
+                    "/{}",
+                    names::generate_name(|n| idx.names.contains_key(&format!("/{n}")))
+                ),
             };
             rec.name = name;
             // placeholder so a concurrent create sees the name taken
@@ -391,7 +404,11 @@ impl ContainerService {
 
     fn new_id(&self) -> String {
         loop {
-            let id = format!("{:032x}{:032x}", rand::random::<u128>(), rand::random::<u128>());
+            let id = format!(
+                "{:032x}{:032x}",
+                rand::random::<u128>(),
+                rand::random::<u128>()
+            );
             let idx = self.index();
             // the short state dir must be unique too
             if !idx.by_id.keys().any(|k| k[..12] == id[..12]) {
@@ -529,11 +546,7 @@ impl ContainerService {
             ctr.rec.name = old;
             return Err(e);
         }
-        self.publish(
-            "rename",
-            &ctr.rec,
-            &[("oldName", old)],
-        );
+        self.publish("rename", &ctr.rec, &[("oldName", old)]);
         Ok(())
     }
 
@@ -663,8 +676,21 @@ impl ContainerService {
         filters: &skiff_api::Filters,
     ) -> Result<Vec<Value>, ApiError> {
         filters.validate(&[
-            "ancestor", "before", "expose", "exited", "health", "id", "isolation", "is-task",
-            "label", "name", "network", "publish", "since", "status", "volume",
+            "ancestor",
+            "before",
+            "expose",
+            "exited",
+            "health",
+            "id",
+            "isolation",
+            "is-task",
+            "label",
+            "name",
+            "network",
+            "publish",
+            "since",
+            "status",
+            "volume",
         ])?;
         for st in filters.get("status") {
             if !matches!(
@@ -680,9 +706,8 @@ impl ContainerService {
             .get("exited")
             .iter()
             .map(|e| {
-                e.parse::<i32>().map_err(|_| {
-                    ApiError::invalid_argument(format!("invalid filter 'exited={e}'"))
-                })
+                e.parse::<i32>()
+                    .map_err(|_| ApiError::invalid_argument(format!("invalid filter 'exited={e}'")))
             })
             .collect::<Result<_, _>>()?;
         // a snapshot of every record, newest first
@@ -699,8 +724,16 @@ impl ContainerService {
                 .map(|(_, r)| r.created.clone())
                 .ok_or_else(|| no_such_container(name))
         };
-        let before = filters.get("before").first().map(|n| created_of(n)).transpose()?;
-        let since = filters.get("since").first().map(|n| created_of(n)).transpose()?;
+        let before = filters
+            .get("before")
+            .first()
+            .map(|n| created_of(n))
+            .transpose()?;
+        let since = filters
+            .get("since")
+            .first()
+            .map(|n| created_of(n))
+            .transpose()?;
         let image_ids: Vec<String> = {
             let mut v = Vec::new();
             for a in filters.get("ancestor") {
@@ -710,7 +743,8 @@ impl ContainerService {
             }
             v
         };
-        let all = all || !filters.is_empty() && (filters.contains("status") || filters.contains("exited"));
+        let all = all
+            || !filters.is_empty() && (filters.contains("status") || filters.contains("exited"));
         let mut out = Vec::new();
         for (c, rec) in recs {
             let status = rec.state.status.as_str();
@@ -722,21 +756,24 @@ impl ContainerService {
             {
                 continue;
             }
-            if !exited.is_empty()
-                && (status != "exited" || !exited.contains(&rec.state.exit_code))
+            if !exited.is_empty() && (status != "exited" || !exited.contains(&rec.state.exit_code))
             {
                 continue;
             }
             if !filters.get("id").is_empty()
-                && !filters.get("id").iter().any(|p| rec.id.starts_with(p.as_str()))
+                && !filters
+                    .get("id")
+                    .iter()
+                    .any(|p| rec.id.starts_with(p.as_str()))
             {
                 continue;
             }
             if !filters.get("name").is_empty()
-                && !filters
-                    .get("name")
-                    .iter()
-                    .any(|n| rec.name.trim_start_matches('/').contains(n.trim_start_matches('/')))
+                && !filters.get("name").iter().any(|n| {
+                    rec.name
+                        .trim_start_matches('/')
+                        .contains(n.trim_start_matches('/'))
+                })
             {
                 continue;
             }
@@ -775,7 +812,10 @@ impl ContainerService {
     }
 
     /// Removes every stopped container (`filters`: `label`, `until`).
-    pub async fn prune(&self, filters: &skiff_api::Filters) -> Result<(Vec<String>, u64), ApiError> {
+    pub async fn prune(
+        &self,
+        filters: &skiff_api::Filters,
+    ) -> Result<(Vec<String>, u64), ApiError> {
         filters.validate(&["label", "label!", "until"])?;
         let until = filters
             .get("until")
@@ -983,7 +1023,10 @@ mod tests {
 
     #[test]
     fn human_durations_match_docker() {
-        assert_eq!(human_duration(Duration::from_millis(300)), "Less than a second");
+        assert_eq!(
+            human_duration(Duration::from_millis(300)),
+            "Less than a second"
+        );
         assert_eq!(human_duration(Duration::from_secs(1)), "1 second");
         assert_eq!(human_duration(Duration::from_secs(42)), "42 seconds");
         assert_eq!(human_duration(Duration::from_secs(61)), "About a minute");

@@ -95,7 +95,9 @@ pub fn build(
         cpuset_mems: s(host, "CpusetMems").unwrap_or_default(),
         pids_limit: i(host, "PidsLimit"),
         oom_kill_disable: b(host, "OomKillDisable"),
-        blkio_weight: i(host, "BlkioWeight").unwrap_or(0).clamp(0, u16::MAX as i64) as u16,
+        blkio_weight: i(host, "BlkioWeight")
+            .unwrap_or(0)
+            .clamp(0, u16::MAX as i64) as u16,
     };
     let init = host.get("Init").and_then(Value::as_bool).unwrap_or(false);
     SpecRequest {
