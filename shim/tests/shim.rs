@@ -338,6 +338,7 @@ async fn missing_executable_fails_clearly_and_leaves_no_shim() {
         .await
         .unwrap_err();
     assert!(matches!(err, ShimError::Launch(_)), "{err:?}");
+    eprintln!("create failure: {err}");
     assert!(err.to_string().contains("no-such-program"), "{err}");
     // No process may still refer to this container's state dir.
     let needle = fx.state_dir().display().to_string();

@@ -43,8 +43,15 @@ impl CliRuntime {
     }
 
     fn failed(&self, op: &'static str, message: String) -> ShimError {
+        let runtime = self.name();
+        // runc already says "runc create failed: ..."; do not say it twice.
+        let prefix = format!("{runtime} {op} failed: ");
+        let message = message
+            .strip_prefix(&prefix)
+            .map(str::to_string)
+            .unwrap_or(message);
         ShimError::Runtime {
-            runtime: self.name(),
+            runtime,
             op,
             message,
         }
