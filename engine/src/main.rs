@@ -35,6 +35,13 @@ enum Command {
     Check(CheckArgs),
     /// Offline delta tools: create, apply and inspect layer deltas.
     Delta(delta_cli::DeltaArgs),
+    /// The per-container shim the daemon starts (internal).
+    #[command(hide = true)]
+    Shim {
+        /// The container's shim state directory (holds shim.json).
+        #[arg(long = "state-dir", value_name = "DIR")]
+        state_dir: PathBuf,
+    },
 }
 
 #[derive(Debug, clap::Args)]
@@ -98,6 +105,8 @@ fn main() -> ExitCode {
     }
     let cli = Cli::parse();
     let result = match cli.command {
+        // Before any tokio runtime or thread exists: the shim forks to detach.
+        Command::Shim { state_dir } => return skiff_shim::run_shim_main(&state_dir),
         Command::Daemon(args) => run_daemon(args),
         Command::Check(args) => daemon::check(&args.data_root, args.deep),
         Command::Delta(args) => delta_cli::run(args),

@@ -270,7 +270,12 @@ impl ShimClient {
 
     /// Registers an exec process (terminal = process.terminal); its attach socket exists once
     /// this returns, so clients can attach before [`ShimClient::start_exec`].
-    pub async fn exec(&self, exec_id: &str, process: &Process, stdin: bool) -> Result<(), ShimError> {
+    pub async fn exec(
+        &self,
+        exec_id: &str,
+        process: &Process,
+        stdin: bool,
+    ) -> Result<(), ShimError> {
         let req = api::ExecProcessRequest {
             id: self.id.clone(),
             exec_id: exec_id.to_string(),
@@ -322,7 +327,12 @@ impl ShimClient {
         Ok(())
     }
 
-    pub async fn resize(&self, exec_id: Option<&str>, width: u32, height: u32) -> Result<(), ShimError> {
+    pub async fn resize(
+        &self,
+        exec_id: Option<&str>,
+        width: u32,
+        height: u32,
+    ) -> Result<(), ShimError> {
         let req = api::ResizePtyRequest {
             id: self.id.clone(),
             exec_id: exec_id.unwrap_or_default().to_string(),

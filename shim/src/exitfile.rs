@@ -20,7 +20,8 @@ pub(crate) fn write_exit_file(state_dir: &Path, exit: &ExitInfo) -> Result<(), S
     })?;
     let ctx = |what: &str| format!("{what} {}", path.display());
     let mut f = File::create(&tmp).map_err(|e| ShimError::io(ctx("create"), e))?;
-    f.write_all(&body).map_err(|e| ShimError::io(ctx("write"), e))?;
+    f.write_all(&body)
+        .map_err(|e| ShimError::io(ctx("write"), e))?;
     f.sync_all().map_err(|e| ShimError::io(ctx("fsync"), e))?;
     fs::rename(&tmp, &path).map_err(|e| ShimError::io(ctx("rename into"), e))?;
     File::open(state_dir)

@@ -131,7 +131,9 @@ async fn gone(pid: u32) -> bool {
 }
 
 async fn attach(client: &ShimClient, exec_id: Option<&str>, stdin: bool) -> UnixStream {
-    let mut s = UnixStream::connect(client.attach_socket(exec_id)).await.unwrap();
+    let mut s = UnixStream::connect(client.attach_socket(exec_id))
+        .await
+        .unwrap();
     let header = format!("{{\"stdin\":{stdin},\"stdout\":true,\"stderr\":true}}\n");
     s.write_all(header.as_bytes()).await.unwrap();
     s
@@ -168,8 +170,15 @@ fn shim_pid(state_dir: &Path) -> u32 {
 
 #[tokio::test]
 async fn output_reaches_log_and_attach_and_exit_code_is_recorded() {
-    let fx = Fixture::new("echo", &["sh", "-c", "echo hi; echo oops >&2; exit 3"], false, true);
-    let client = launch(Path::new(SHIM), &fx.options(false, false, None)).await.unwrap();
+    let fx = Fixture::new(
+        "echo",
+        &["sh", "-c", "echo hi; echo oops >&2; exit 3"],
+        false,
+        true,
+    );
+    let client = launch(Path::new(SHIM), &fx.options(false, false, None))
+        .await
+        .unwrap();
     let state = client.state().await.unwrap();
     assert_eq!(state.status, TaskStatus::Created);
     assert!(state.pid > 0);
@@ -206,7 +215,9 @@ async fn output_reaches_log_and_attach_and_exit_code_is_recorded() {
 async fn sigterm_is_reported_as_143() {
     // Without a pid namespace sleep is not an init, so SIGTERM's default action applies.
     let fx = Fixture::new("term", &["sleep", "100"], false, false);
-    let client = launch(Path::new(SHIM), &fx.options(false, false, None)).await.unwrap();
+    let client = launch(Path::new(SHIM), &fx.options(false, false, None))
+        .await
+        .unwrap();
     client.start().await.unwrap();
     assert_eq!(client.state().await.unwrap().status, TaskStatus::Running);
     assert!(!client.pids().await.unwrap().is_empty());
@@ -222,11 +233,17 @@ async fn sigterm_is_reported_as_143() {
 #[tokio::test]
 async fn exec_runs_with_its_own_output_and_exit_code() {
     let fx = Fixture::new("exec", &["sleep", "100"], false, true);
-    let client = launch(Path::new(SHIM), &fx.options(false, false, None)).await.unwrap();
+    let client = launch(Path::new(SHIM), &fx.options(false, false, None))
+        .await
+        .unwrap();
     client.start().await.unwrap();
 
     let mut process = Process::default();
-    process.set_args(Some(vec!["sh".into(), "-c".into(), "echo from-exec; exit 7".into()]));
+    process.set_args(Some(vec![
+        "sh".into(),
+        "-c".into(),
+        "echo from-exec; exit 7".into(),
+    ]));
     process.set_env(Some(vec!["PATH=/bin".into()]));
     process.set_rlimits(None);
     client.exec("e1", &process, false).await.unwrap();
@@ -248,7 +265,9 @@ async fn exec_runs_with_its_own_output_and_exit_code() {
 #[tokio::test]
 async fn tty_output_is_raw_and_resize_reaches_the_terminal() {
     let fx = Fixture::new("tty", &["sh", "-c", "read line; stty size"], true, true);
-    let client = launch(Path::new(SHIM), &fx.options(true, true, None)).await.unwrap();
+    let client = launch(Path::new(SHIM), &fx.options(true, true, None))
+        .await
+        .unwrap();
     let mut conn = attach(&client, None, true).await;
     client.start().await.unwrap();
     client.resize(None, 100, 40).await.unwrap();
@@ -270,7 +289,9 @@ async fn tty_output_is_raw_and_resize_reaches_the_terminal() {
 #[tokio::test]
 async fn stdin_from_attach_reaches_the_process_and_eof_closes_it() {
     let fx = Fixture::new("stdin", &["cat"], false, true);
-    let client = launch(Path::new(SHIM), &fx.options(false, true, None)).await.unwrap();
+    let client = launch(Path::new(SHIM), &fx.options(false, true, None))
+        .await
+        .unwrap();
     let mut conn = attach(&client, None, true).await;
     client.start().await.unwrap();
     conn.write_all(b"hello through stdin\n").await.unwrap();
@@ -285,14 +306,20 @@ async fn stdin_from_attach_reaches_the_process_and_eof_closes_it() {
 #[tokio::test]
 async fn shim_is_detached_and_a_new_client_can_reconnect() {
     let fx = Fixture::new("detach", &["sleep", "100"], false, true);
-    let client = launch(Path::new(SHIM), &fx.options(false, false, None)).await.unwrap();
+    let client = launch(Path::new(SHIM), &fx.options(false, false, None))
+        .await
+        .unwrap();
     client.start().await.unwrap();
     let shim = client.shim_pid().unwrap();
     assert_eq!(shim, shim_pid(&fx.state_dir()));
     let stat = std::fs::read_to_string(format!("/proc/{shim}/stat")).unwrap();
     let fields: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..].split(' ').collect();
     let (ppid, sid): (u32, u32) = (fields[1].parse().unwrap(), fields[3].parse().unwrap());
-    assert_ne!(ppid, std::process::id(), "the launcher must not be the shim's parent");
+    assert_ne!(
+        ppid,
+        std::process::id(),
+        "the launcher must not be the shim's parent"
+    );
     assert_eq!(sid, shim, "the shim leads its own session");
     drop(client);
 
@@ -338,11 +365,14 @@ async fn missing_executable_fails_clearly_and_leaves_no_shim() {
         .await
         .unwrap_err();
     assert!(matches!(err, ShimError::Launch(_)), "{err:?}");
+    eprintln!("create failure: {err}");
     assert!(err.to_string().contains("no-such-program"), "{err}");
     // No process may still refer to this container's state dir.
     let needle = fx.state_dir().display().to_string();
     for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else { continue };
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
         let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
         let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
         if cmdline.contains(&needle) {

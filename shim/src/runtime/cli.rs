@@ -43,8 +43,15 @@ impl CliRuntime {
     }
 
     fn failed(&self, op: &'static str, message: String) -> ShimError {
+        let runtime = self.name();
+        // runc already says "runc create failed: ..."; do not say it twice.
+        let prefix = format!("{runtime} {op} failed: ");
+        let message = message
+            .strip_prefix(&prefix)
+            .map(str::to_string)
+            .unwrap_or(message);
         ShimError::Runtime {
-            runtime: self.name(),
+            runtime,
             op,
             message,
         }
@@ -171,9 +178,8 @@ impl Runtime for CliRuntime {
             what: "exec process".into(),
             source: e,
         })?;
-        std::fs::write(&process_json, body).map_err(|e| {
-            ShimError::io(format!("write {}", process_json.display()), e)
-        })?;
+        std::fs::write(&process_json, body)
+            .map_err(|e| ShimError::io(format!("write {}", process_json.display()), e))?;
         let mut args: Vec<OsString> = os(&["exec", "--detach", "--process"]);
         args.push(process_json.clone().into());
         args.push("--pid-file".into());
@@ -236,7 +242,11 @@ impl Runtime for CliRuntime {
             what: "resources".into(),
             source: e,
         })?;
-        self.run("update", &os(&["update", "--resources", "-", id]), Some(&body))
-            .map(drop)
+        self.run(
+            "update",
+            &os(&["update", "--resources", "-", id]),
+            Some(&body),
+        )
+        .map(drop)
     }
 }

@@ -98,7 +98,11 @@ pub(crate) fn read_pid_file(path: &Path) -> Result<u32, ShimError> {
         .map_err(|e| ShimError::io(format!("read pid file {}", path.display()), e))?;
     text.trim().parse::<u32>().map_err(|_| {
         ShimError::io(
-            format!("pid file {} holds {:?}, not a pid", path.display(), text.trim()),
+            format!(
+                "pid file {} holds {:?}, not a pid",
+                path.display(),
+                text.trim()
+            ),
             std::io::Error::from(std::io::ErrorKind::InvalidData),
         )
     })

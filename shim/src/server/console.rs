@@ -6,9 +6,9 @@ use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use libc::winsize as Winsize;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
-use libc::winsize as Winsize;
 
 use crate::error::ShimError;
 
@@ -39,7 +39,8 @@ impl ConsoleSocket {
             PollFlags::POLLIN,
         )];
         let timeout = PollTimeout::try_from(RECEIVE_TIMEOUT).unwrap_or(PollTimeout::MAX);
-        let ready = poll(&mut fds, timeout).map_err(|e| ShimError::sys("wait for the pty master", e))?;
+        let ready =
+            poll(&mut fds, timeout).map_err(|e| ShimError::sys("wait for the pty master", e))?;
         if ready == 0 {
             return Err(ShimError::Launch(
                 "the runtime did not send the terminal's pty master".into(),
@@ -96,7 +97,13 @@ pub(crate) fn resize(master: &OwnedFd, width: u32, height: u32) -> Result<(), Sh
         ws_ypixel: 0,
     };
     // SAFETY: TIOCSWINSZ reads one Winsize from the pointer, which is valid for the call.
-    let rc = unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCSWINSZ, &size as *const Winsize) };
+    let rc = unsafe {
+        libc::ioctl(
+            master.as_raw_fd(),
+            libc::TIOCSWINSZ,
+            &size as *const Winsize,
+        )
+    };
     if rc < 0 {
         return Err(ShimError::io(
             "resize the terminal",

@@ -70,8 +70,9 @@ impl ProcIo {
         log: Option<Arc<LogSink>>,
     ) -> Result<Arc<ProcIo>, ShimError> {
         let _ = std::fs::remove_file(&socket_path);
-        let listener = UnixListener::bind(&socket_path)
-            .map_err(|e| ShimError::io(format!("bind attach socket {}", socket_path.display()), e))?;
+        let listener = UnixListener::bind(&socket_path).map_err(|e| {
+            ShimError::io(format!("bind attach socket {}", socket_path.display()), e)
+        })?;
         listener
             .set_nonblocking(true)
             .map_err(|e| ShimError::io("set attach socket non-blocking", e))?;

@@ -51,7 +51,11 @@ pub(crate) struct LogSink {
 
 impl LogSink {
     /// Starts the writer thread for a json-file log at `path`.
-    pub(crate) fn start(path: PathBuf, max_size: Option<u64>, max_file: u32) -> std::io::Result<Self> {
+    pub(crate) fn start(
+        path: PathBuf,
+        max_size: Option<u64>,
+        max_file: u32,
+    ) -> std::io::Result<Self> {
         if let Some(parent) = path.parent() {
             fs::create_dir_all(parent)?;
         }
@@ -182,7 +186,10 @@ impl JsonFile {
             }
         }
         fs::rename(&self.path, numbered(&self.path, 1))?;
-        self.file = OpenOptions::new().create(true).append(true).open(&self.path)?;
+        self.file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.path)?;
         self.size = 0;
         Ok(())
     }

@@ -65,8 +65,8 @@ pub fn run_shim_main(state_dir: &Path) -> ExitCode {
 
 fn read_options(state_dir: &Path) -> Result<LaunchOptions, ShimError> {
     let path = state_dir.join(OPTIONS_FILE);
-    let body = std::fs::read(&path)
-        .map_err(|e| ShimError::io(format!("read {}", path.display()), e))?;
+    let body =
+        std::fs::read(&path).map_err(|e| ShimError::io(format!("read {}", path.display()), e))?;
     serde_json::from_slice(&body).map_err(|e| ShimError::Json {
         what: path.display().to_string(),
         source: e,
@@ -145,9 +145,8 @@ fn serve(opts: LaunchOptions) -> Result<(), ShimError> {
 
     let socket = state_dir.join(SOCKET_FILE);
     let _ = std::fs::remove_file(&socket);
-    let service = containerd_shim_protos::create_task(Arc::new(service::TaskService {
-        shim: shim.clone(),
-    }));
+    let service =
+        containerd_shim_protos::create_task(Arc::new(service::TaskService { shim: shim.clone() }));
     let mut server = ttrpc::Server::new()
         .bind(&format!("unix://{}", socket.display()))
         .map_err(|e| ShimError::Launch(format!("serve {}: {e}", socket.display())))?

@@ -18,12 +18,24 @@ pub(crate) fn counter_files(pid: u32) -> Vec<PathBuf> {
         };
         let rel = path.trim_start_matches('/');
         if controllers.split(',').any(|c| c == "memory") {
-            files.push(PathBuf::from("/sys/fs/cgroup/memory").join(rel).join("memory.oom_control"));
+            files.push(
+                PathBuf::from("/sys/fs/cgroup/memory")
+                    .join(rel)
+                    .join("memory.oom_control"),
+            );
         } else if controllers.is_empty() {
             // cgroup v2: the unified hierarchy is /sys/fs/cgroup or, in hybrid mode,
             // /sys/fs/cgroup/unified.
-            files.push(PathBuf::from("/sys/fs/cgroup").join(rel).join("memory.events"));
-            files.push(PathBuf::from("/sys/fs/cgroup/unified").join(rel).join("memory.events"));
+            files.push(
+                PathBuf::from("/sys/fs/cgroup")
+                    .join(rel)
+                    .join("memory.events"),
+            );
+            files.push(
+                PathBuf::from("/sys/fs/cgroup/unified")
+                    .join(rel)
+                    .join("memory.events"),
+            );
         }
     }
     files

@@ -113,7 +113,11 @@ impl Task for TaskService {
         })
     }
 
-    fn delete(&self, _: &TtrpcContext, req: api::DeleteRequest) -> ttrpc::Result<api::DeleteResponse> {
+    fn delete(
+        &self,
+        _: &TtrpcContext,
+        req: api::DeleteRequest,
+    ) -> ttrpc::Result<api::DeleteResponse> {
         check_id(&self.shim, &req.id)?;
         let (pid, exit) = self.shim.delete(&req.exec_id).map_err(rpc_error)?;
         Ok(api::DeleteResponse {
@@ -208,7 +212,11 @@ impl Task for TaskService {
         )))
     }
 
-    fn connect(&self, _: &TtrpcContext, req: api::ConnectRequest) -> ttrpc::Result<api::ConnectResponse> {
+    fn connect(
+        &self,
+        _: &TtrpcContext,
+        req: api::ConnectRequest,
+    ) -> ttrpc::Result<api::ConnectResponse> {
         check_id(&self.shim, &req.id)?;
         Ok(api::ConnectResponse {
             shim_pid: std::process::id(),

@@ -60,14 +60,18 @@ impl State {
         if exec_id.is_empty() {
             return Ok(&self.init);
         }
-        self.execs.get(exec_id).ok_or_else(|| exec_not_found(exec_id))
+        self.execs
+            .get(exec_id)
+            .ok_or_else(|| exec_not_found(exec_id))
     }
 
     fn proc_mut(&mut self, exec_id: &str) -> Result<&mut Proc, ShimError> {
         if exec_id.is_empty() {
             return Ok(&mut self.init);
         }
-        self.execs.get_mut(exec_id).ok_or_else(|| exec_not_found(exec_id))
+        self.execs
+            .get_mut(exec_id)
+            .ok_or_else(|| exec_not_found(exec_id))
     }
 }
 
@@ -166,10 +170,7 @@ impl Shim {
                     console_socket: Some(console.path()),
                     pid_file: &pid_file,
                 });
-                let pid = pid.map_err(|e| {
-                    io.close();
-                    e
-                })?;
+                let pid = pid.inspect_err(|_| io.close())?;
                 let master = console.receive_master()?;
                 attach_pty(&io, &master, opts.open_stdin)?;
                 (pid, Some(master))
@@ -323,7 +324,10 @@ impl Shim {
         }
     }
 
-    pub(crate) fn snapshot(&self, exec_id: &str) -> Result<(u32, TaskStatus, Option<ExitInfo>, bool), ShimError> {
+    pub(crate) fn snapshot(
+        &self,
+        exec_id: &str,
+    ) -> Result<(u32, TaskStatus, Option<ExitInfo>, bool), ShimError> {
         let state = lock(&self.state);
         let p = state.proc(exec_id)?;
         Ok((p.pid, p.status, p.exit.clone(), p.terminal))
@@ -338,7 +342,11 @@ impl Shim {
             if state.init.status != TaskStatus::Created {
                 return Err(ShimError::task(
                     TaskErrorKind::FailedPrecondition,
-                    format!("the task is {:?}, not created; it can be started only once", state.init.status).to_lowercase(),
+                    format!(
+                        "the task is {:?}, not created; it can be started only once",
+                        state.init.status
+                    )
+                    .to_lowercase(),
                 ));
             }
         }
@@ -374,7 +382,11 @@ impl Shim {
         if state.init.status != TaskStatus::Running {
             return Err(ShimError::task(
                 TaskErrorKind::FailedPrecondition,
-                format!("cannot exec in a {:?} container, it must be running", state.init.status).to_lowercase(),
+                format!(
+                    "cannot exec in a {:?} container, it must be running",
+                    state.init.status
+                )
+                .to_lowercase(),
             ));
         }
         let io = ProcIo::start(
@@ -493,7 +505,10 @@ impl Shim {
             ));
         }
         let sig = nix::sys::signal::Signal::try_from(signal as i32).map_err(|_| {
-            ShimError::task(TaskErrorKind::InvalidArgument, format!("invalid signal {signal}"))
+            ShimError::task(
+                TaskErrorKind::InvalidArgument,
+                format!("invalid signal {signal}"),
+            )
         })?;
         // The runtime lock keeps the reaper from reaping (and the pid being reused) meanwhile.
         let _guard = self.reaper.runtime_lock();
