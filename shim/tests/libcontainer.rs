@@ -363,6 +363,28 @@ fn errors_say_what_is_wrong() {
     let err = fx.runtime.kill("../escape", 9, false).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::InvalidArgument, "{err}");
 
+    // A /dev/null stdout would be reopened read-only inside the container: refused.
+    let null = fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/null")
+        .unwrap();
+    let err = fx
+        .runtime
+        .create(CreateOptions {
+            id: &fx.id,
+            bundle: &fx.bundle(),
+            stdio: Stdio {
+                stdin: None,
+                stdout: Some(null.into()),
+                stderr: None,
+            },
+            console_socket: None,
+            pid_file: &fx.pid_file("null.pid"),
+        })
+        .unwrap_err();
+    assert!(err.to_string().contains("/dev/null"), "{err}");
+    assert!(!fx.state_dir().exists());
+
     let (pid, _stdout) = fx.create_with_pipe();
     fx.runtime.start(&fx.id).expect("start");
     let err = fx.runtime.start(&fx.id).unwrap_err();
