@@ -53,6 +53,13 @@ fn run(runs: usize) -> Result<(), String> {
         embedded.push(run_embedded(&runtime, &bundle, dir.path(), i)?);
         runc.push(run_runc(&runc_root, &bundle, i)?);
     }
+    // Each run removed its own cgroup; the shared parent is ours to remove.
+    if let Ok(hierarchies) = fs::read_dir("/sys/fs/cgroup") {
+        for hierarchy in hierarchies.flatten() {
+            let _ = fs::remove_dir(hierarchy.path().join("skiff-bench/run"));
+            let _ = fs::remove_dir(hierarchy.path().join("skiff-bench"));
+        }
+    }
     let (embedded, runc) = (median(&mut embedded), median(&mut runc));
     println!("runs: {runs} each, alternating");
     println!("libcontainer (embedded) median: {:.1} ms", ms(embedded));

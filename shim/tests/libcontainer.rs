@@ -22,7 +22,7 @@ use skiff_shim::runtime::libcontainer::LibcontainerRuntime;
 use skiff_shim::runtime::{CreateOptions, ExecOptions, Runtime, Stdio};
 
 const BUSYBOX: &str = "/bin/busybox";
-const APPLETS: &[&str] = &["sh", "echo", "sleep", "cat", "true"];
+const APPLETS: &[&str] = &["sh", "echo", "sleep", "cat", "test"];
 
 /// One container's world: temp dir with the bundle and state root, torn down on drop.
 struct Fixture {
@@ -456,6 +456,79 @@ fn terminal_sends_the_pty_master_to_the_console_socket() {
     assert_eq!(String::from_utf8_lossy(&out), "hello from tty\r\n");
 }
 
+fn stdin_reaches_the_init_process() {
+    let Some(fx) = Fixture::new("stdin", &["cat"], false) else {
+        return;
+    };
+    let (stdin_read, stdin_write) = pipe().unwrap();
+    let (stdout_read, stdout_write) = pipe().unwrap();
+    let pid = fx
+        .runtime
+        .create(CreateOptions {
+            id: &fx.id,
+            bundle: &fx.bundle(),
+            stdio: Stdio {
+                stdin: Some(stdin_read),
+                stdout: Some(stdout_write),
+                stderr: None,
+            },
+            console_socket: None,
+            pid_file: &fx.pid_file("init.pid"),
+        })
+        .expect("create");
+    fx.runtime.start(&fx.id).expect("start");
+    let mut stdin = fs::File::from(stdin_write);
+    std::io::Write::write_all(&mut stdin, b"ping\n").unwrap();
+    // Closing our end is cat's EOF: it exits 0 after echoing what it read.
+    drop(stdin);
+    let mut out = String::new();
+    fs::File::from(stdout_read)
+        .read_to_string(&mut out)
+        .unwrap();
+    assert_eq!(out, "ping\n");
+    assert_eq!(
+        wait_exit(pid),
+        WaitStatus::Exited(Pid::from_raw(pid as i32), 0)
+    );
+}
+
+fn exec_with_a_terminal_uses_the_console_socket() {
+    let Some(fx) = Fixture::new("exectty", &["sleep", "1000"], false) else {
+        return;
+    };
+    let (_pid, _stdout) = fx.create_with_pipe();
+    fx.runtime.start(&fx.id).expect("start");
+    let socket_path = fx.dir.path().join("exec-console.sock");
+    let listener = UnixListener::bind(&socket_path).unwrap();
+    let mut process = exec_process(&["sh", "-c", "test -t 1 && echo on a tty"]);
+    process.set_terminal(Some(true));
+    let exec_pid = fx
+        .runtime
+        .exec(ExecOptions {
+            id: &fx.id,
+            process: &process,
+            stdio: Stdio::default(),
+            console_socket: Some(&socket_path),
+            pid_file: &fx.pid_file("exec.pid"),
+        })
+        .expect("exec");
+    let (conn, _) = listener.accept().unwrap();
+    let mut master = fs::File::from(receive_fd(&conn));
+    let mut out = Vec::new();
+    let mut chunk = [0u8; 256];
+    loop {
+        match master.read(&mut chunk) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => out.extend_from_slice(&chunk[..n]),
+        }
+    }
+    assert_eq!(String::from_utf8_lossy(&out), "on a tty\r\n");
+    assert_eq!(
+        wait_exit(exec_pid),
+        WaitStatus::Exited(Pid::from_raw(exec_pid as i32), 0)
+    );
+}
+
 /// One fd received with SCM_RIGHTS, as runc's --console-socket protocol sends it.
 fn receive_fd(conn: &std::os::unix::net::UnixStream) -> OwnedFd {
     use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
@@ -504,6 +577,14 @@ const CASES: &[Case] = &[
     ),
     ("errors_say_what_is_wrong", errors_say_what_is_wrong),
     (
+        "stdin_reaches_the_init_process",
+        stdin_reaches_the_init_process,
+    ),
+    (
+        "exec_with_a_terminal_uses_the_console_socket",
+        exec_with_a_terminal_uses_the_console_socket,
+    ),
+    (
         "terminal_sends_the_pty_master_to_the_console_socket",
         terminal_sends_the_pty_master_to_the_console_socket,
     ),
@@ -532,6 +613,7 @@ fn main() -> std::process::ExitCode {
             }
         }
     }
+    remove_parent_cgroups();
     println!(
         "\ntest result: {}. {} passed; {} failed",
         if failed.is_empty() { "ok" } else { "FAILED" },
@@ -553,5 +635,15 @@ fn reap_leftovers() {
             Err(nix::errno::Errno::EINTR) | Ok(_) => continue,
             Err(_) => return,
         }
+    }
+}
+
+/// libcontainer removes each container's cgroup on delete but not the shared parent.
+fn remove_parent_cgroups() {
+    let Ok(hierarchies) = fs::read_dir("/sys/fs/cgroup") else {
+        return;
+    };
+    for hierarchy in hierarchies.flatten() {
+        let _ = fs::remove_dir(hierarchy.path().join("skiff-test"));
     }
 }
