@@ -22,7 +22,7 @@ use skiff_shim::runtime::libcontainer::LibcontainerRuntime;
 use skiff_shim::runtime::{CreateOptions, ExecOptions, Runtime, Stdio};
 
 const BUSYBOX: &str = "/bin/busybox";
-const APPLETS: &[&str] = &["sh", "echo", "sleep", "cat", "test"];
+const APPLETS: &[&str] = &["sh", "echo", "sleep", "cat", "test", "true"];
 
 /// One container's world: temp dir with the bundle and state root, torn down on drop.
 struct Fixture {
@@ -409,7 +409,7 @@ fn errors_say_what_is_wrong() {
             pid_file: &fx.pid_file("again.pid"),
         })
         .unwrap_err();
-    assert!(err.to_string().contains("exists"), "{err}");
+    assert_eq!(err.kind(), ErrorKind::Conflict, "{err}");
     assert!(fx.runtime.pids(&fx.id).unwrap().contains(&pid));
 
     fx.runtime.delete(&fx.id, true).expect("forced delete");
@@ -454,6 +454,24 @@ fn terminal_sends_the_pty_master_to_the_console_socket() {
         WaitStatus::Exited(Pid::from_raw(pid as i32), 0)
     );
     assert_eq!(String::from_utf8_lossy(&out), "hello from tty\r\n");
+}
+
+fn create_replaces_the_state_of_a_dead_container() {
+    let Some(fx) = Fixture::new("stale", &["true"], false) else {
+        return;
+    };
+    // As if the shim died: the container ran and exited, nobody deleted it.
+    let (pid, _stdout) = fx.create_with_pipe();
+    fx.runtime.start(&fx.id).expect("start");
+    wait_exit(pid);
+    let (pid, _stdout) = fx.create_with_pipe();
+    fx.runtime.start(&fx.id).expect("start again");
+    assert_eq!(
+        wait_exit(pid),
+        WaitStatus::Exited(Pid::from_raw(pid as i32), 0)
+    );
+    fx.runtime.delete(&fx.id, false).expect("delete");
+    assert!(!fx.state_dir().exists());
 }
 
 fn stdin_reaches_the_init_process() {
@@ -553,41 +571,25 @@ fn receive_fd(conn: &std::os::unix::net::UnixStream) -> OwnedFd {
 
 type Case = (&'static str, fn());
 
-const CASES: &[Case] = &[
-    (
-        "runs_init_and_reports_exit_code",
-        runs_init_and_reports_exit_code,
-    ),
-    (
-        "kill_stops_a_sleeping_container",
-        kill_stops_a_sleeping_container,
-    ),
-    (
-        "exec_runs_in_the_running_container",
-        exec_runs_in_the_running_container,
-    ),
-    (
-        "pids_pause_resume_and_kill_all",
-        pids_pause_resume_and_kill_all,
-    ),
-    ("update_writes_cgroup_limits", update_writes_cgroup_limits),
-    (
-        "delete_of_a_created_container_kills_its_init",
-        delete_of_a_created_container_kills_its_init,
-    ),
-    ("errors_say_what_is_wrong", errors_say_what_is_wrong),
-    (
-        "stdin_reaches_the_init_process",
-        stdin_reaches_the_init_process,
-    ),
-    (
-        "exec_with_a_terminal_uses_the_console_socket",
-        exec_with_a_terminal_uses_the_console_socket,
-    ),
-    (
-        "terminal_sends_the_pty_master_to_the_console_socket",
-        terminal_sends_the_pty_master_to_the_console_socket,
-    ),
+/// The cases, by function name (the name is what filters match).
+macro_rules! cases {
+    ($($case:ident),* $(,)?) => {
+        &[$((stringify!($case), $case as fn())),*]
+    };
+}
+
+const CASES: &[Case] = cases![
+    runs_init_and_reports_exit_code,
+    kill_stops_a_sleeping_container,
+    exec_runs_in_the_running_container,
+    pids_pause_resume_and_kill_all,
+    update_writes_cgroup_limits,
+    delete_of_a_created_container_kills_its_init,
+    errors_say_what_is_wrong,
+    create_replaces_the_state_of_a_dead_container,
+    stdin_reaches_the_init_process,
+    exec_with_a_terminal_uses_the_console_socket,
+    terminal_sends_the_pty_master_to_the_console_socket,
 ];
 
 fn main() -> std::process::ExitCode {

@@ -91,6 +91,26 @@ impl LibcontainerRuntime {
         }
     }
 
+    /// State left behind by a container whose shim died (its init is gone) would make
+    /// libcontainer refuse the id forever; clear it. A live container is a conflict.
+    fn clear_stale_state(&self, id: &str) -> Result<(), ShimError> {
+        let dir = self.state_dir(id)?;
+        if !dir.exists() {
+            return Ok(());
+        }
+        if dir.join("state.json").exists() {
+            let container = self.load(id)?;
+            if container.status() != ContainerStatus::Stopped {
+                return Err(wrong_state("create", id, container.status()));
+            }
+            tracing::warn!(
+                id,
+                "removing the runtime state of a stopped container before create"
+            );
+        }
+        self.delete(id, true)
+    }
+
     fn cgroup_manager(&self, container: &Container) -> Result<AnyCgroupManager, ShimError> {
         let id = container.id();
         let config = container
@@ -108,7 +128,7 @@ impl LibcontainerRuntime {
 impl Runtime for LibcontainerRuntime {
     fn create(&self, opts: CreateOptions<'_>) -> Result<u32, ShimError> {
         let id = opts.id;
-        self.state_dir(id)?;
+        self.clear_stale_state(id)?;
         self.ensure_root()?;
         let bundle = absolute("bundle", opts.bundle)?;
         let pid_file = absolute("pid file", opts.pid_file)?;
