@@ -1,14 +1,16 @@
 //! The crate's one error type. Stand-in on the `libcontainer` branch: helper A's error.rs
 //! wins at merge; the variants between the marker comments move into it.
 
-/// Coarse error classes; the engine maps them to HTTP status codes.
+/// Coarse classes of task errors (same names as helper A's error.rs, so the arms below
+/// move over unchanged): the engine maps them, e.g. NotFound -> 404,
+/// FailedPrecondition -> 409.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ErrorKind {
+pub enum TaskErrorKind {
     NotFound,
     InvalidArgument,
-    Conflict,
-    NotModified,
-    Unavailable,
+    FailedPrecondition,
+    AlreadyExists,
+    Unimplemented,
     Internal,
 }
 
@@ -60,18 +62,20 @@ pub enum ShimError {
 }
 
 impl ShimError {
-    pub fn kind(&self) -> ErrorKind {
+    pub fn task_kind(&self) -> TaskErrorKind {
         match self {
-            ShimError::Io { .. } => ErrorKind::Internal,
+            ShimError::Io { .. } => TaskErrorKind::Internal,
             // --- libcontainer variants (helper B) ---
-            ShimError::RuntimeContainerNotFound { .. } => ErrorKind::NotFound,
-            ShimError::RuntimeWrongState { .. } => ErrorKind::Conflict,
+            ShimError::RuntimeContainerNotFound { .. } => TaskErrorKind::NotFound,
+            ShimError::RuntimeWrongState { .. } => TaskErrorKind::FailedPrecondition,
             ShimError::RuntimeInvalidId { .. }
             | ShimError::RuntimeInvalidRoot { .. }
             | ShimError::RuntimeRelativePath { .. }
             | ShimError::RuntimeInvalidBundle { .. }
-            | ShimError::RuntimeInvalidSignal { .. } => ErrorKind::InvalidArgument,
-            ShimError::Libcontainer { .. } | ShimError::RuntimeHelper { .. } => ErrorKind::Internal,
+            | ShimError::RuntimeInvalidSignal { .. } => TaskErrorKind::InvalidArgument,
+            ShimError::Libcontainer { .. } | ShimError::RuntimeHelper { .. } => {
+                TaskErrorKind::Internal
+            }
         }
     }
 }

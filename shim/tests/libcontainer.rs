@@ -17,7 +17,7 @@ use nix::sys::signal::Signal;
 use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::{pipe, Pid};
 use oci_spec::runtime::{LinuxBuilder, Process, Spec};
-use skiff_shim::error::ErrorKind;
+use skiff_shim::error::TaskErrorKind;
 use skiff_shim::runtime::libcontainer::LibcontainerRuntime;
 use skiff_shim::runtime::{CreateOptions, ExecOptions, Runtime, Stdio};
 
@@ -208,7 +208,7 @@ fn kill_stops_a_sleeping_container() {
     );
     // Stopped now: a non-forced delete is allowed, a second kill of the init is not.
     let err = fx.runtime.kill(&fx.id, libc::SIGTERM, false).unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::Conflict, "{err}");
+    assert_eq!(err.task_kind(), TaskErrorKind::FailedPrecondition, "{err}");
     fx.runtime.delete(&fx.id, false).expect("delete");
     assert!(!fx.state_dir().exists());
 }
@@ -292,7 +292,7 @@ fn pids_pause_resume_and_kill_all() {
     fx.runtime.pause(&fx.id).expect("pause");
     assert_eq!(fx.freezer_state(), "FROZEN");
     let err = fx.runtime.pause(&fx.id).unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::Conflict, "{err}");
+    assert_eq!(err.task_kind(), TaskErrorKind::FailedPrecondition, "{err}");
     // A non-fatal signal leaves a paused container paused.
     fx.runtime
         .kill(&fx.id, libc::SIGCONT, true)
@@ -359,38 +359,16 @@ fn errors_say_what_is_wrong() {
         return;
     };
     let err = fx.runtime.start(&fx.id).unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::NotFound, "{err}");
+    assert_eq!(err.task_kind(), TaskErrorKind::NotFound, "{err}");
     let err = fx.runtime.kill("../escape", 9, false).unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::InvalidArgument, "{err}");
-
-    // A /dev/null stdout would be reopened read-only inside the container: refused.
-    let null = fs::OpenOptions::new()
-        .write(true)
-        .open("/dev/null")
-        .unwrap();
-    let err = fx
-        .runtime
-        .create(CreateOptions {
-            id: &fx.id,
-            bundle: &fx.bundle(),
-            stdio: Stdio {
-                stdin: None,
-                stdout: Some(null.into()),
-                stderr: None,
-            },
-            console_socket: None,
-            pid_file: &fx.pid_file("null.pid"),
-        })
-        .unwrap_err();
-    assert!(err.to_string().contains("/dev/null"), "{err}");
-    assert!(!fx.state_dir().exists());
+    assert_eq!(err.task_kind(), TaskErrorKind::InvalidArgument, "{err}");
 
     let (pid, _stdout) = fx.create_with_pipe();
     fx.runtime.start(&fx.id).expect("start");
     let err = fx.runtime.start(&fx.id).unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::Conflict, "{err}");
+    assert_eq!(err.task_kind(), TaskErrorKind::FailedPrecondition, "{err}");
     let err = fx.runtime.delete(&fx.id, false).unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::Conflict, "{err}");
+    assert_eq!(err.task_kind(), TaskErrorKind::FailedPrecondition, "{err}");
 
     // A second create with the same id is refused and leaves the first one alone.
     let (read, write) = pipe().unwrap();
@@ -409,7 +387,7 @@ fn errors_say_what_is_wrong() {
             pid_file: &fx.pid_file("again.pid"),
         })
         .unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::Conflict, "{err}");
+    assert_eq!(err.task_kind(), TaskErrorKind::FailedPrecondition, "{err}");
     assert!(fx.runtime.pids(&fx.id).unwrap().contains(&pid));
 
     fx.runtime.delete(&fx.id, true).expect("forced delete");
@@ -472,6 +450,46 @@ fn create_replaces_the_state_of_a_dead_container() {
     );
     fx.runtime.delete(&fx.id, false).expect("delete");
     assert!(!fx.state_dir().exists());
+}
+
+fn null_stdio_discards_output() {
+    let Some(fx) = Fixture::new("null", &["sh", "-c", "echo out && echo err >&2"], false) else {
+        return;
+    };
+    // No stdio at all (the contract's /dev/null), then an explicit /dev/null: in both
+    // cases the writes succeed (echo fails the chain otherwise) and go nowhere.
+    let null = || -> OwnedFd {
+        fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/null")
+            .unwrap()
+            .into()
+    };
+    for stdio in [
+        Stdio::default(),
+        Stdio {
+            stdin: None,
+            stdout: Some(null()),
+            stderr: Some(null()),
+        },
+    ] {
+        let pid = fx
+            .runtime
+            .create(CreateOptions {
+                id: &fx.id,
+                bundle: &fx.bundle(),
+                stdio,
+                console_socket: None,
+                pid_file: &fx.pid_file("init.pid"),
+            })
+            .expect("create");
+        fx.runtime.start(&fx.id).expect("start");
+        assert_eq!(
+            wait_exit(pid),
+            WaitStatus::Exited(Pid::from_raw(pid as i32), 0)
+        );
+        fx.runtime.delete(&fx.id, false).expect("delete");
+    }
 }
 
 fn stdin_reaches_the_init_process() {
@@ -587,6 +605,7 @@ const CASES: &[Case] = cases![
     delete_of_a_created_container_kills_its_init,
     errors_say_what_is_wrong,
     create_replaces_the_state_of_a_dead_container,
+    null_stdio_discards_output,
     stdin_reaches_the_init_process,
     exec_with_a_terminal_uses_the_console_socket,
     terminal_sends_the_pty_master_to_the_console_socket,

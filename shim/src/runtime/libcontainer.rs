@@ -7,10 +7,10 @@
 //! picks the v1 hierarchies.
 
 mod helper;
+mod stdio;
 
 use std::error::Error as StdError;
 use std::fs;
-use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
@@ -332,39 +332,13 @@ fn base_builder(
         })?;
         builder = builder.with_console_socket(Some(socket));
     } else {
-        let Stdio {
-            stdin,
-            stdout,
-            stderr,
-        } = stdio;
-        if let Some(fd) = stdin {
-            builder = builder.with_stdin(helper::above_stdio(fd)?);
-        }
-        if let Some(fd) = stdout {
-            refuse_dev_null("stdout", &fd)?;
-            builder = builder.with_stdout(helper::above_stdio(fd)?);
-        }
-        if let Some(fd) = stderr {
-            refuse_dev_null("stderr", &fd)?;
-            builder = builder.with_stderr(helper::above_stdio(fd)?);
-        }
+        let stdio = stdio::prepare(stdio)?;
+        builder = builder
+            .with_stdin(stdio.stdin)
+            .with_stdout(stdio.stdout)
+            .with_stderr(stdio.stderr);
     }
     Ok(builder)
-}
-
-/// libcontainer 0.7 replaces a host /dev/null on fds 0-2 with the container's
-/// /dev/null opened read-only, so every write to such a stdout fails with EBADF
-/// ("sh: write error"). Better to say so than to run a container that cannot print.
-fn refuse_dev_null(name: &str, fd: &OwnedFd) -> Result<(), String> {
-    let stat = nix::sys::stat::fstat(fd.as_raw_fd())
-        .map_err(|e| format!("cannot inspect the {name} fd: {e}"))?;
-    let is_char_device = stat.st_mode & libc::S_IFMT == libc::S_IFCHR;
-    if is_char_device && stat.st_rdev == libc::makedev(1, 3) {
-        return Err(format!(
-            "{name} is /dev/null, which libcontainer reopens read-only inside the container; pass a pipe and drain it"
-        ));
-    }
-    Ok(())
 }
 
 /// process.json for one exec, removed when dropped.
