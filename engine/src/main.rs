@@ -86,23 +86,6 @@ struct CheckArgs {
 }
 
 fn main() -> ExitCode {
-    // `skiff shim --state-dir DIR` forks: it must run before any runtime or thread exists
-    let mut args = std::env::args_os().skip(1);
-    if args.next().is_some_and(|a| a == "shim") {
-        let mut state_dir = None;
-        while let Some(arg) = args.next() {
-            if arg == "--state-dir" {
-                state_dir = args.next().map(PathBuf::from);
-            }
-        }
-        return match state_dir {
-            Some(dir) => skiff_shim::run_shim_main(&dir),
-            None => {
-                eprintln!("usage: skiff shim --state-dir DIR (started by the daemon)");
-                ExitCode::from(2)
-            }
-        };
-    }
     let cli = Cli::parse();
     let result = match cli.command {
         // Before any tokio runtime or thread exists: the shim forks to detach.

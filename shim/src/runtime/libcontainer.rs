@@ -7,6 +7,7 @@
 //! picks the v1 hierarchies.
 
 mod helper;
+mod stdio;
 
 use std::error::Error as StdError;
 use std::fs;
@@ -90,6 +91,26 @@ impl LibcontainerRuntime {
         }
     }
 
+    /// State left behind by a container whose shim died (its init is gone) would make
+    /// libcontainer refuse the id forever; clear it. A live container is a conflict.
+    fn clear_stale_state(&self, id: &str) -> Result<(), ShimError> {
+        let dir = self.state_dir(id)?;
+        if !dir.exists() {
+            return Ok(());
+        }
+        if dir.join("state.json").exists() {
+            let container = self.load(id)?;
+            if container.status() != ContainerStatus::Stopped {
+                return Err(wrong_state("create", id, container.status()));
+            }
+            tracing::warn!(
+                id,
+                "removing the runtime state of a stopped container before create"
+            );
+        }
+        self.delete(id, true)
+    }
+
     fn cgroup_manager(&self, container: &Container) -> Result<AnyCgroupManager, ShimError> {
         let id = container.id();
         let config = container
@@ -107,7 +128,7 @@ impl LibcontainerRuntime {
 impl Runtime for LibcontainerRuntime {
     fn create(&self, opts: CreateOptions<'_>) -> Result<u32, ShimError> {
         let id = opts.id;
-        self.state_dir(id)?;
+        self.clear_stale_state(id)?;
         self.ensure_root()?;
         let bundle = absolute("bundle", opts.bundle)?;
         let pid_file = absolute("pid file", opts.pid_file)?;
@@ -311,20 +332,11 @@ fn base_builder(
         })?;
         builder = builder.with_console_socket(Some(socket));
     } else {
-        let Stdio {
-            stdin,
-            stdout,
-            stderr,
-        } = stdio;
-        if let Some(fd) = stdin {
-            builder = builder.with_stdin(helper::above_stdio(fd)?);
-        }
-        if let Some(fd) = stdout {
-            builder = builder.with_stdout(helper::above_stdio(fd)?);
-        }
-        if let Some(fd) = stderr {
-            builder = builder.with_stderr(helper::above_stdio(fd)?);
-        }
+        let stdio = stdio::prepare(stdio)?;
+        builder = builder
+            .with_stdin(stdio.stdin)
+            .with_stdout(stdio.stdout)
+            .with_stderr(stdio.stderr);
     }
     Ok(builder)
 }

@@ -196,15 +196,3 @@ fn reap_helper(helper: Pid) {
         }
     }
 }
-
-/// Moves an fd out of the 0..=2 range, so the container init's dup2 onto stdio cannot
-/// clobber another stdio fd the helper holds.
-pub(super) fn above_stdio(fd: OwnedFd) -> Result<OwnedFd, String> {
-    if fd.as_raw_fd() > 2 {
-        return Ok(fd);
-    }
-    let moved = nix::fcntl::fcntl(fd.as_raw_fd(), nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(3))
-        .map_err(|e| format!("cannot move stdio fd {}: {e}", fd.as_raw_fd()))?;
-    // SAFETY: F_DUPFD_CLOEXEC returned a new fd that nothing else owns.
-    Ok(unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(moved) })
-}
