@@ -174,7 +174,7 @@ pub const MULTIPLEXED_STREAM: &str = "application/vnd.docker.multiplexed-stream"
 /// Content type of attach, exec start and logs: multiplexed frames are labelled as such
 /// from API 1.42 on.
 pub(crate) fn stream_content_type(tty: bool, version: ApiVersion) -> &'static str {
-    if !tty && version >= ApiVersion::new(1, 42) {
+    if !tty && version >= ApiVersion::V1_42 {
         MULTIPLEXED_STREAM
     } else {
         RAW_STREAM
