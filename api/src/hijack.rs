@@ -28,6 +28,10 @@ impl<T: AsyncRead + AsyncWrite + Send> Duplex for T {}
 /// (EOF when it half-closes), write = output exactly as it goes on the wire (multiplexed
 /// frames when the process has no tty, raw bytes with one). Bytes hyper had already buffered
 /// are included. Shut it down (or drop it) to end the exchange.
+///
+/// The route sends its 101/200 status line when the backend first reads, writes or flushes
+/// this stream: `conn.flush().await` releases it without sending a byte (e.g. before
+/// waiting for a container's start, which the client only asks for after the status line).
 pub struct HijackedStream {
     inner: Pin<Box<dyn Duplex>>,
     /// Fired on the first read/write: the route may now send the status line.
