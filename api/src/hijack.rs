@@ -220,5 +220,14 @@ mod tests {
         assert!(rx.try_recv().is_err());
         s.write_all(b"x").await.unwrap();
         assert!(rx.try_recv().is_ok());
+
+        let (a, _b) = tokio::io::duplex(64);
+        let (tx, mut rx) = oneshot::channel();
+        let mut s = HijackedStream::touching(a, tx);
+        s.flush().await.unwrap();
+        assert!(
+            rx.try_recv().is_ok(),
+            "a flush alone releases the status line"
+        );
     }
 }
