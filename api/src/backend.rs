@@ -115,6 +115,7 @@ pub trait ContainerBackend: Send + Sync {
     /// `Conflict` when not running (-> 409). `signal` `None` = SIGKILL; names (`SIGHUP`,
     /// `HUP`) and numbers are both accepted.
     async fn kill(&self, id: &str, signal: Option<String>) -> Result<(), ApiError>;
+    /// One-call wait for callers inside the engine; the route uses [`Self::wait_start`].
     async fn wait(
         &self,
         id: &str,

@@ -28,6 +28,10 @@ impl<T: AsyncRead + AsyncWrite + Send> Duplex for T {}
 /// (EOF when it half-closes), write = output exactly as it goes on the wire (multiplexed
 /// frames when the process has no tty, raw bytes with one). Bytes hyper had already buffered
 /// are included. Shut it down (or drop it) to end the exchange.
+///
+/// The route sends its 101/200 status line when the backend first reads, writes or flushes
+/// this stream: `conn.flush().await` releases it without sending a byte (e.g. before
+/// waiting for a container's start, which the client only asks for after the status line).
 pub struct HijackedStream {
     inner: Pin<Box<dyn Duplex>>,
     /// Fired on the first read/write: the route may now send the status line.
@@ -174,7 +178,7 @@ pub const MULTIPLEXED_STREAM: &str = "application/vnd.docker.multiplexed-stream"
 /// Content type of attach, exec start and logs: multiplexed frames are labelled as such
 /// from API 1.42 on.
 pub(crate) fn stream_content_type(tty: bool, version: ApiVersion) -> &'static str {
-    if !tty && version >= ApiVersion::new(1, 42) {
+    if !tty && version >= ApiVersion::V1_42 {
         MULTIPLEXED_STREAM
     } else {
         RAW_STREAM
@@ -216,5 +220,14 @@ mod tests {
         assert!(rx.try_recv().is_err());
         s.write_all(b"x").await.unwrap();
         assert!(rx.try_recv().is_ok());
+
+        let (a, _b) = tokio::io::duplex(64);
+        let (tx, mut rx) = oneshot::channel();
+        let mut s = HijackedStream::touching(a, tx);
+        s.flush().await.unwrap();
+        assert!(
+            rx.try_recv().is_ok(),
+            "a flush alone releases the status line"
+        );
     }
 }

@@ -18,6 +18,7 @@ impl ApiVersion {
     }
     pub const V1_24: ApiVersion = ApiVersion::new(1, 24);
     pub const V1_41: ApiVersion = ApiVersion::new(1, 41);
+    pub const V1_42: ApiVersion = ApiVersion::new(1, 42);
     pub const V1_43: ApiVersion = ApiVersion::new(1, 43);
     pub const V1_44: ApiVersion = ApiVersion::new(1, 44);
     pub const V1_45: ApiVersion = ApiVersion::new(1, 45);

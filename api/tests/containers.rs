@@ -1057,3 +1057,77 @@ async fn the_real_docker_cli_drives_logs_exec_attach_run_and_friends() {
         assert_eq!((code, out.trim()), (0, want), "docker {args:?}: {err}");
     }
 }
+
+/// `docker run -it` under `script`, which gives the CLI a terminal: raw stream both ways.
+/// Input is typed only once the greeting shows, when the CLI has put
+/// the terminal in raw mode.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn docker_run_it_gets_a_raw_stream_on_a_terminal() {
+    use std::io::{Read, Write};
+    use std::process::{Command, Stdio};
+    let s = start();
+    s.fake.exit.notify_one();
+    let sock = s.sock.clone();
+    let out = tokio::task::spawn_blocking(move || {
+        let config = tempfile::tempdir().unwrap();
+        let mut child = Command::new("script")
+            .args([
+                "-qec",
+                "docker run -it --name ttyrun busybox cat",
+                "/dev/null",
+            ])
+            .env("DOCKER_HOST", format!("unix://{}", sock.display()))
+            .env("DOCKER_CONFIG", config.path())
+            .env_remove("DOCKER_API_VERSION")
+            .env_remove("DOCKER_CONTEXT")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("script (util-linux) must be on PATH");
+        let mut stdin = child.stdin.take().unwrap();
+        let mut stdout = child.stdout.take().unwrap();
+        let pid = child.id();
+        // a guard against hanging: kill our own child after 60 s
+        let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+        let guard = std::thread::spawn(move || {
+            if done_rx.recv_timeout(Duration::from_secs(60)).is_err() {
+                let _ = Command::new("kill").arg(pid.to_string()).status();
+            }
+        });
+        let mut seen = Vec::new();
+        let mut buf = [0u8; 256];
+        while !String::from_utf8_lossy(&seen).contains("attached") {
+            let n = stdout.read(&mut buf).unwrap();
+            if n == 0 {
+                break;
+            }
+            seen.extend_from_slice(&buf[..n]);
+        }
+        stdin.write_all(b"hi\x04").unwrap();
+        stdin.flush().unwrap();
+        stdout.read_to_end(&mut seen).unwrap();
+        drop(stdin);
+        let status = child.wait().unwrap();
+        let _ = done_tx.send(());
+        guard.join().unwrap();
+        (status.code(), String::from_utf8_lossy(&seen).into_owned())
+    })
+    .await
+    .unwrap();
+    let (code, text) = out;
+    assert!(text.contains("attached"), "{text:?}");
+    assert!(text.contains("hi"), "{text:?}");
+    assert!(
+        !text.contains("bye"),
+        "no stderr frame with a tty: {text:?}"
+    );
+    assert_eq!(code, Some(7), "{text:?}");
+    let (_, _, body) = s.fake.created.lock().unwrap().clone().unwrap();
+    assert_eq!(body.config.tty, Some(true));
+    assert_eq!(body.config.open_stdin, Some(true));
+    let calls = s.fake.calls();
+    let at = |p: &str| calls.iter().position(|c| c.starts_with(p)).expect(p);
+    assert!(at("attach ttyrun") < at("start ttyrun"), "{calls:?}");
+    // (no resize call: under `script` without a terminal the pty is 0x0, which the CLI skips)
+}

@@ -148,7 +148,8 @@ pub(crate) async fn handle(
                     "config cannot be empty in order to create a container",
                 ));
             }
-            let body: ContainerCreateRequest = parse_json(&bytes)?;
+            let mut body: ContainerCreateRequest = parse_json(&bytes)?;
+            shape_create(&mut body, ctx.version);
             let name = q.non_empty("name").map(str::to_string);
             if let Some(n) = &name {
                 check_name(n)?;
@@ -320,7 +321,11 @@ async fn on_container(
             )
         }
         Action::ExecCreate => {
-            let body: ExecCreateRequest = crate::request::read_json(req.into_body()).await?;
+            let mut body: ExecCreateRequest = crate::request::read_json(req.into_body()).await?;
+            // ConsoleSize arrived in 1.42; older clients' values are ignored, as by dockerd
+            if ctx.version < ApiVersion::V1_42 {
+                body.console_size = None;
+            }
             if body.cmd.as_ref().is_none_or(Vec::is_empty) {
                 return Err(ApiError::invalid_argument(
                     "no exec command specified: pass Cmd as a non-empty list",
@@ -332,6 +337,27 @@ async fn on_container(
         Action::Unsupported(what) => Err(ApiError::not_implemented(format!(
             "{what} is not implemented by skiff yet"
         ))),
+    }
+}
+
+/// Fields dockerd ignores in a create body of an older (or newer) API version.
+pub(crate) fn shape_create(body: &mut ContainerCreateRequest, v: ApiVersion) {
+    if v < ApiVersion::V1_44 {
+        if let Some(h) = body.config.healthcheck.as_mut() {
+            h.start_interval = None;
+        }
+    }
+    if let Some(h) = body.host_config.as_mut() {
+        if v < ApiVersion::V1_42 && h.console_size.is_some() {
+            h.console_size = Some([0, 0]);
+        }
+        if v >= ApiVersion::V1_42 {
+            // deprecated; "any value it is set to will be ignored on API version v1.42 and up"
+            h.resources.kernel_memory = None;
+        }
+        if v < ApiVersion::V1_43 {
+            h.annotations = None;
+        }
     }
 }
 
@@ -622,6 +648,29 @@ mod tests {
                 e.message
             );
         }
+    }
+
+    #[test]
+    fn create_bodies_lose_what_their_version_did_not_have() {
+        let raw = r#"{"Image":"x","Healthcheck":{"Test":["NONE"],"StartInterval":5},
+            "HostConfig":{"ConsoleSize":[40,120],"KernelMemory":9,"Annotations":{"a":"b"}}}"#;
+        let body = |v| {
+            let mut b: ContainerCreateRequest = serde_json::from_str(raw).unwrap();
+            shape_create(&mut b, v);
+            b
+        };
+        let new = body(ApiVersion::V1_47);
+        let h = new.host_config.as_ref().unwrap();
+        assert_eq!(h.console_size, Some([40, 120]));
+        assert_eq!(h.resources.kernel_memory, None);
+        assert!(h.annotations.is_some());
+        assert_eq!(new.config.healthcheck.unwrap().start_interval, Some(5));
+        let old = body(ApiVersion::V1_41);
+        let h = old.host_config.as_ref().unwrap();
+        assert_eq!(h.console_size, Some([0, 0]));
+        assert_eq!(h.resources.kernel_memory, Some(9));
+        assert_eq!(h.annotations, None);
+        assert_eq!(old.config.healthcheck.unwrap().start_interval, None);
     }
 
     #[test]

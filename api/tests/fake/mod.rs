@@ -76,7 +76,7 @@ impl Fake {
 fn lookup(id: &str) -> Result<(bool, bool), ApiError> {
     match id {
         "web" | "fail-attach" | "c1" => Ok((true, false)),
-        "tty" => Ok((true, true)),
+        "tty" | "ttyrun" => Ok((true, true)),
         "stopped" => Ok((false, false)),
         _ => Err(ApiError::not_found(format!("No such container: {id}"))),
     }
@@ -98,9 +98,14 @@ impl ContainerBackend for Fake {
         if body.config.image.as_deref() == Some("missing") {
             return Err(ApiError::not_found("No such image: missing:latest"));
         }
+        // `ttyrun` keeps its name as ID so its tty is known to `lookup`
+        let id = match name.as_deref() {
+            Some("ttyrun") => "ttyrun",
+            _ => "c1",
+        };
         *self.created.lock().unwrap() = Some((name, platform, body));
         Ok(ContainerCreateResponse {
-            id: "c1".into(),
+            id: id.into(),
             warnings: vec![],
         })
     }
@@ -370,8 +375,9 @@ impl ContainerBackend for Fake {
     }
 }
 
-/// Greets, then echoes every stdin chunk back (as a stdout frame without tty) until EOF,
-/// then says bye and closes: what an interactive `cat` would do.
+/// Greets, then echoes every stdin chunk back (as a stdout frame without tty) until EOF
+/// (or, with a tty, a Ctrl-D byte), then says bye and closes: what an interactive `cat` would
+/// do.
 async fn echo(mut conn: HijackedStream, tty: bool, greeting: &str) -> Result<(), ApiError> {
     let io = |e: std::io::Error| ApiError::internal(format!("stream: {e}"));
     let out = |data: &[u8]| {
@@ -391,8 +397,16 @@ async fn echo(mut conn: HijackedStream, tty: bool, greeting: &str) -> Result<(),
         if n == 0 {
             break;
         }
-        conn.write_all(&out(&buf[..n])).await.map_err(io)?;
+        let eof = tty
+            .then(|| buf[..n].iter().position(|b| *b == 0x04))
+            .flatten();
+        conn.write_all(&out(&buf[..eof.unwrap_or(n)]))
+            .await
+            .map_err(io)?;
         conn.flush().await.map_err(io)?;
+        if eof.is_some() {
+            break;
+        }
     }
     if !tty {
         conn.write_all(&frame(2, b"bye\n")).await.map_err(io)?;
