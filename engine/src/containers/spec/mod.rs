@@ -157,7 +157,28 @@ pub fn build_spec(req: &SpecRequest, rootfs: &Path) -> Result<Spec, SpecError> {
     build_spec_with(req, rootfs, &HostInfo::probe(), &Target::host())
 }
 
-fn to_capabilities(names: &[String]) -> Result<Capabilities, SpecError> {
+/// Docker's SetCapabilities: root gets the set as bounding, effective and permitted; other
+/// users only as bounding (what execve would leave them). Inheritable and ambient are
+/// always empty (the builder's defaults are runc's example caps, so set them explicitly).
+pub(crate) fn process_capabilities(
+    caps: Capabilities,
+    uid: u32,
+) -> Result<oci_spec::runtime::LinuxCapabilities, SpecError> {
+    let (effective, permitted) = if uid == 0 {
+        (caps.clone(), caps.clone())
+    } else {
+        (Capabilities::new(), Capabilities::new())
+    };
+    Ok(LinuxCapabilitiesBuilder::default()
+        .bounding(caps)
+        .effective(effective)
+        .permitted(permitted)
+        .inheritable(Capabilities::new())
+        .ambient(Capabilities::new())
+        .build()?)
+}
+
+pub(crate) fn to_capabilities(names: &[String]) -> Result<Capabilities, SpecError> {
     names
         .iter()
         .map(|n| {
@@ -203,15 +224,7 @@ pub(crate) fn build_spec_with(
         req.privileged,
         &host.capabilities,
     )?;
-    let cap_set = to_capabilities(&cap_names)?;
-    // the builder's defaults are runc's example caps: clear inheritable and ambient explicitly
-    let capabilities = LinuxCapabilitiesBuilder::default()
-        .bounding(cap_set.clone())
-        .effective(cap_set.clone())
-        .permitted(cap_set)
-        .inheritable(Capabilities::new())
-        .ambient(Capabilities::new())
-        .build()?;
+    let capabilities = process_capabilities(to_capabilities(&cap_names)?, user.uid)?;
     let mut process = ProcessBuilder::default()
         .terminal(req.tty)
         .user(

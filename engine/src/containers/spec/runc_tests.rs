@@ -241,9 +241,32 @@ fn runc_runs_the_embedded_init_as_pid_1() {
 /// Env var naming the bundle the libcontainer child test runs (set by the parent test).
 const LC_BUNDLE_ENV: &str = "SKIFF_SPEC_LIBCONTAINER_BUNDLE";
 
-/// The embedded runtime (youki's libcontainer) runs a generated spec. libcontainer acts on
-/// the calling process (clones from it, changes its cwd), so the work happens in a fresh
-/// process: this test binary re-run with only `libcontainer_child`.
+/// Runs `req` with the embedded runtime (youki's libcontainer). libcontainer acts on the
+/// calling process (clones from it, changes its cwd), so the work happens in a fresh
+/// process: this test binary re-run with only `libcontainer_child`. Returns its stdout
+/// (the container's output and "container exit=N").
+fn run_libcontainer(b: &Bundle, req: &SpecRequest) -> String {
+    let spec = build_spec(req, &b.rootfs()).unwrap();
+    spec.save(b.dir.path().join("config.json")).unwrap();
+    let out = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "containers::spec::runc_tests::libcontainer_child",
+            "--ignored",
+            "--test-threads=1",
+            "--nocapture",
+        ])
+        .env(LC_BUNDLE_ENV, b.dir.path())
+        .env("SKIFF_SPEC_LIBCONTAINER_ID", &b.id)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "stdout: {stdout} stderr: {stderr}");
+    stdout
+}
+
 #[test]
 fn libcontainer_runs_generated_spec() {
     if !runnable() {
@@ -261,27 +284,31 @@ fn libcontainer_runs_generated_spec() {
     req.resources.memory = 64 << 20;
     req.tmpfs
         .insert("/scratch".to_string(), "size=1m".to_string());
-    let spec = build_spec(&req, &b.rootfs()).unwrap();
-    spec.save(b.dir.path().join("config.json")).unwrap();
-    let out = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "containers::spec::runc_tests::libcontainer_child",
-            "--ignored",
-            "--test-threads=1",
-            "--nocapture",
-        ])
-        .env(LC_BUNDLE_ENV, b.dir.path())
-        .env("SKIFF_SPEC_LIBCONTAINER_ID", &b.id)
-        .stdin(std::process::Stdio::null())
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "stdout: {stdout} stderr: {stderr}");
+    let stdout = run_libcontainer(&b, &req);
     assert!(stdout.contains("from-libcontainer"), "{stdout}");
     assert!(stdout.contains("Seccomp:\t2"), "{stdout}");
-    assert!(stdout.contains("container exit=4"), "{stdout} {stderr}");
+    assert!(stdout.contains("container exit=4"), "{stdout}");
+}
+
+#[test]
+fn libcontainer_runs_non_root_read_only_with_init() {
+    if !runnable() {
+        return;
+    }
+    let b = bundle("lc-user");
+    let init_path = b.dir.path().join("docker-init");
+    std::fs::write(&init_path, init_binary()).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&init_path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let mut req = request(&b, &["sh", "-c", "id; touch /x; echo touch=$?; exit 2"]);
+    req.user = Some("app".to_string());
+    req.readonly_rootfs = true;
+    req.init = true;
+    req.init_path = Some(init_path);
+    let stdout = run_libcontainer(&b, &req);
+    assert!(stdout.contains("uid=1000(app) gid=1000(app)"), "{stdout}");
+    assert!(stdout.contains("touch=1"), "{stdout}");
+    assert!(stdout.contains("container exit=2"), "{stdout}");
 }
 
 #[test]

@@ -263,6 +263,20 @@ fn default_spec_matches_docker() {
     assert_eq!(process.args().as_ref().unwrap(), &strings(&["sh"]));
     let caps = process.capabilities().as_ref().unwrap();
     assert_eq!(caps.bounding().as_ref().unwrap().len(), 14);
+    // a non-root user keeps the set only as bounding, like after execve
+    assert!(caps.effective().as_ref().unwrap().is_empty());
+    assert!(caps.permitted().as_ref().unwrap().is_empty());
+    assert!(caps.inheritable().as_ref().unwrap().is_empty());
+    let root_spec = build(&base()).unwrap();
+    let root_caps = root_spec
+        .process()
+        .as_ref()
+        .unwrap()
+        .capabilities()
+        .clone()
+        .unwrap();
+    assert_eq!(root_caps.effective().as_ref().unwrap().len(), 14);
+    assert_eq!(root_caps.permitted(), root_caps.bounding());
     let linux = spec.linux().as_ref().unwrap();
     let ns: Vec<LinuxNamespaceType> = linux
         .namespaces()
