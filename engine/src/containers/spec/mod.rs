@@ -52,7 +52,7 @@ pub use init::init_binary;
 #[allow(unused_imports)]
 pub use mounts::{parse_bind, uncovered_image_volumes, DEFAULT_SHM_SIZE};
 #[allow(unused_imports)]
-pub use process_args::DEFAULT_PATH;
+pub use process_args::{command, DEFAULT_PATH};
 #[allow(unused_imports)]
 pub use request::{
     DeviceRequest, EtcFiles, ImageRuntimeConfig, MountKind, MountRequest, NamespacePaths,
