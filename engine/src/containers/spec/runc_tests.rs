@@ -348,3 +348,46 @@ fn libcontainer_child() {
     container.delete(true).unwrap();
     println!("container exit={code}");
 }
+
+#[test]
+fn runc_runs_privileged() {
+    if !runnable() {
+        return;
+    }
+    let b = bundle("privileged");
+    let mut req = request(
+        &b,
+        &[
+            "sh",
+            "-c",
+            "grep -E 'Seccomp:|CapEff:' /proc/self/status; test -c /dev/null && echo devnull",
+        ],
+    );
+    req.privileged = true;
+    let (code, out, err) = run(&b, &req);
+    assert_eq!(code, 0, "stdout: {out} stderr: {err}");
+    assert!(out.contains("Seccomp:\t0"), "{out}");
+    assert!(out.contains("devnull"), "{out}");
+    assert!(!out.contains("CapEff:\t00000000a80425fb"), "{out}");
+}
+
+#[test]
+fn libcontainer_runs_privileged() {
+    if !runnable() {
+        return;
+    }
+    let b = bundle("lc-privileged");
+    let mut req = request(
+        &b,
+        &[
+            "sh",
+            "-c",
+            "grep Seccomp: /proc/self/status; test -c /dev/null && echo devnull",
+        ],
+    );
+    req.privileged = true;
+    let stdout = run_libcontainer(&b, &req);
+    assert!(stdout.contains("Seccomp:\t0"), "{stdout}");
+    assert!(stdout.contains("devnull"), "{stdout}");
+    assert!(stdout.contains("container exit=0"), "{stdout}");
+}
