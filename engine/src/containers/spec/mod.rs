@@ -152,7 +152,8 @@ pub(crate) fn validate_with(
 }
 
 /// The OCI runtime spec for `req`, with `rootfs` (the mounted overlay, absolute) as root.
-/// Resolves the user from the rootfs's /etc/passwd and /etc/group.
+/// Resolves the user from the rootfs's /etc/passwd and /etc/group and creates a missing
+/// working directory in the rootfs (as Docker does when it builds the spec).
 pub fn build_spec(req: &SpecRequest, rootfs: &Path) -> Result<Spec, SpecError> {
     build_spec_with(req, rootfs, &HostInfo::probe(), &Target::host())
 }
@@ -218,6 +219,9 @@ pub(crate) fn build_spec_with(
         .or(req.image.user.as_deref())
         .unwrap_or("");
     let user = user::resolve_user(rootfs, user_spec, &req.group_add)?;
+    // Docker creates a missing working directory, owned by the user, when it builds the spec
+    let cwd = process_args::working_dir(req)?;
+    ensure_workdir(rootfs, &cwd, user.uid, user.gid)?;
     let cap_names = caps::capabilities(
         &req.cap_add,
         &req.cap_drop,
@@ -236,7 +240,7 @@ pub(crate) fn build_spec_with(
         )
         .args(args)
         .env(process_args::environment(req))
-        .cwd(process_args::working_dir(req)?)
+        .cwd(cwd)
         .capabilities(capabilities)
         .rlimits(rlimits::rlimits(&req.ulimits, &host.hard_limits))
         .build()?;

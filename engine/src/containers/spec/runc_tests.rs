@@ -194,16 +194,18 @@ fn runc_runs_as_named_user_with_groups() {
         return;
     }
     let b = bundle("user");
-    let mut req = request(&b, &["id"]);
+    let mut req = request(&b, &["sh", "-c", "id; pwd"]);
     req.user = Some("app".to_string());
     req.working_dir = Some("/home/app/work".to_string());
-    let spec = build_spec(&req, &b.rootfs()).unwrap();
-    let user = spec.process().as_ref().unwrap().user();
-    ensure_workdir(&b.rootfs(), "/home/app/work", user.uid(), user.gid()).unwrap();
+    // build_spec (inside run) creates the missing working directory, owned by app
     let (code, out, err) = run(&b, &req);
+    use std::os::unix::fs::MetadataExt;
+    let md = std::fs::metadata(b.rootfs().join("home/app/work")).unwrap();
+    assert_eq!((md.uid(), md.gid()), (1000, 1000));
     assert_eq!(code, 0, "stdout: {out} stderr: {err}");
     assert!(out.contains("uid=1000(app) gid=1000(app)"), "{out}");
     assert!(out.contains("2000(extra)"), "{out}");
+    assert!(out.contains("/home/app/work"), "{out}");
 }
 
 #[test]
