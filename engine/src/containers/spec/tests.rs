@@ -1040,3 +1040,16 @@ fn docker_details_of_ipc_none_pid_host_volumes_and_sysctls() {
     let spec = build(&host_net).unwrap();
     assert!(spec.linux().as_ref().unwrap().sysctl().is_none());
 }
+
+#[test]
+fn default_seccomp_blocks_io_uring_like_current_docker() {
+    let profile = seccomp::default_profile(&strings(caps::DEFAULT), &target()).unwrap();
+    let allowed: Vec<&String> = profile
+        .syscalls()
+        .iter()
+        .flatten()
+        .flat_map(|r| r.names())
+        .collect();
+    assert!(!allowed.iter().any(|n| n.starts_with("io_uring")));
+    assert!(allowed.iter().any(|n| *n == "io_submit"));
+}
