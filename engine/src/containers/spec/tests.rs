@@ -763,6 +763,9 @@ fn signals_parse_like_docker() {
     assert!(parse_signal("0").is_err());
     assert!(parse_signal("65").is_err());
     assert!(parse_signal("SIGRTMAX+1").is_err());
+    assert!(parse_signal("SIGRTMIN+2147483647").is_err());
+    assert!(parse_signal("RTMIN-2147483647").is_err());
+    assert!(parse_signal("").is_err());
     let mut req = base();
     assert_eq!(stop_signal(&req).unwrap(), 15);
     req.image.stop_signal = Some("SIGQUIT".to_string());
