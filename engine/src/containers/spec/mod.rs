@@ -197,6 +197,12 @@ pub(crate) fn build_spec_with(
     target: &Target,
 ) -> Result<Spec, SpecError> {
     validate_with(req, host, target)?;
+    if !rootfs.is_absolute() {
+        return Err(SpecError::Internal(format!(
+            "the rootfs path {} must be absolute",
+            rootfs.display()
+        )));
+    }
     let modes = namespaces::modes(req)?;
     let security = security::parse(&req.security_opt)?;
 
