@@ -107,6 +107,7 @@ pub(crate) fn validate_with(
     target: &Target,
 ) -> Result<(), SpecError> {
     process_args::command(req)?;
+    process_args::check_env_and_args(req)?;
     process_args::working_dir(req)?;
     mounts::check_image_volumes(req)?;
     mounts::user_mount_requests(req)?;

@@ -124,3 +124,31 @@ pub fn working_dir(req: &SpecRequest) -> Result<String, SpecError> {
     check_container_path("working directory", dir)?;
     Ok(normalize(dir))
 }
+
+/// Env entries need a name, and no string handed to execve may hold a NUL byte.
+pub fn check_env_and_args(req: &SpecRequest) -> Result<(), SpecError> {
+    for entry in req.env.iter().chain(req.image.env.iter().flatten()) {
+        if entry.starts_with('=') || entry.contains('\0') {
+            return Err(SpecError::invalid(format!(
+                "invalid environment variable: {entry:?}: use NAME=value"
+            )));
+        }
+    }
+    let args = [
+        &req.entrypoint,
+        &req.cmd,
+        &req.image.entrypoint,
+        &req.image.cmd,
+    ];
+    if args
+        .iter()
+        .filter_map(|a| a.as_ref())
+        .flatten()
+        .any(|a| a.contains('\0'))
+    {
+        return Err(SpecError::invalid(
+            "invalid command: arguments must not contain NUL bytes",
+        ));
+    }
+    Ok(())
+}

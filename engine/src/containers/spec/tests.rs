@@ -739,6 +739,14 @@ fn validate_reports_docker_messages() {
             "invalid device specification: /dev/null:/dev/n:rwx",
         ),
         (Box::new(|r| r.cmd = None), "no command specified"),
+        (
+            Box::new(|r| r.env = strings(&["=oops"])),
+            "invalid environment variable: \"=oops\"",
+        ),
+        (
+            Box::new(|r| r.cmd = Some(strings(&["echo", "a\0b"]))),
+            "invalid command: arguments must not contain NUL bytes",
+        ),
     ];
     for (tweak, expected) in cases {
         let mut req = base();
