@@ -142,9 +142,9 @@ pub(crate) fn validate_with(
     if req.shm_size.is_some_and(|s| s < 0) {
         return Err(SpecError::invalid("SHM size can not be less than 0"));
     }
-    if req.hostname.len() > 64 {
+    if req.hostname.len() > 64 || req.hostname.contains('\0') {
         return Err(SpecError::invalid(format!(
-            "invalid hostname {:?}: at most 64 characters",
+            "invalid hostname {:?}: at most 64 characters, no NUL bytes",
             req.hostname
         )));
     }

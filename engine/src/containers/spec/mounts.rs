@@ -168,6 +168,11 @@ fn kind_name(kind: MountKind) -> &'static str {
 
 fn check_target(kind: MountKind, target: &str) -> Result<(), SpecError> {
     let k = kind_name(kind);
+    if target.contains('\0') {
+        return Err(SpecError::invalid(format!(
+            "invalid mount config for type {k:?}: invalid mount path: {target:?} must not contain NUL bytes"
+        )));
+    }
     if target.is_empty() {
         return Err(SpecError::invalid(format!(
             "invalid mount config for type {k:?}: field Target must not be empty"

@@ -77,6 +77,11 @@ pub fn environment(req: &SpecRequest) -> Vec<String> {
 /// Rejects working directories and volume targets that could reach outside the container:
 /// `..` components, or the host's open files through /proc/self/fd (CVE-2024-21626).
 pub fn check_container_path(what: &str, path: &str) -> Result<(), SpecError> {
+    if path.contains('\0') {
+        return Err(SpecError::invalid(format!(
+            "the {what} {path:?} is invalid, it must not contain NUL bytes"
+        )));
+    }
     if !path.starts_with('/') {
         return Err(SpecError::invalid(format!(
             "the {what} '{path}' is invalid, it needs to be an absolute path"
