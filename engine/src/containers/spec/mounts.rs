@@ -208,7 +208,7 @@ pub fn check_mount(m: &MountRequest, from_binds: bool) -> Result<(), SpecError> 
                     "invalid mount config for type {k:?}: field Source must not be empty"
                 )));
             }
-            if !m.source.starts_with('/') {
+            if !m.source.starts_with('/') || m.source.contains('\0') {
                 return Err(SpecError::invalid(format!(
                     "invalid mount config for type {k:?}: invalid mount path: '{}' mount path must be absolute",
                     m.source
