@@ -1064,3 +1064,16 @@ fn default_seccomp_blocks_io_uring_like_current_docker() {
     assert!(!allowed.iter().any(|n| n.starts_with("io_uring")));
     assert!(allowed.iter().any(|n| *n == "io_submit"));
 }
+
+#[test]
+fn spec_round_trips_through_config_json() {
+    let mut req = base();
+    req.privileged = false;
+    req.tmpfs.insert("/run".to_string(), "size=1m".to_string());
+    req.resources.memory = 64 << 20;
+    let spec = build(&req).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config.json");
+    spec.save(&path).unwrap();
+    assert_eq!(Spec::load(&path).unwrap(), spec);
+}
