@@ -66,9 +66,12 @@ pub fn check_permissions(d: &DeviceRequest) -> Result<(), SpecError> {
             d.path_on_host, d.path_in_container, d.cgroup_permissions
         )));
     }
-    if d.path_on_host.is_empty() || !d.path_on_host.starts_with('/') {
+    if !d.path_on_host.starts_with('/')
+        || d.path_on_host.contains('\0')
+        || d.path_in_container.contains('\0')
+    {
         return Err(SpecError::invalid(format!(
-            "invalid device specification: {:?}: the host path must be absolute",
+            "invalid device specification: {:?}: the paths must be absolute, without NUL bytes",
             d.path_on_host
         )));
     }

@@ -4,12 +4,12 @@
 
 use std::path::Path;
 
-use oci_spec::runtime::{LinuxCapabilitiesBuilder, Process, Spec, UserBuilder};
+use oci_spec::runtime::{Process, Spec, UserBuilder};
 
 use super::error::SpecError;
 use super::host::HostInfo;
 use super::process_args::check_container_path;
-use super::{to_capabilities, user};
+use super::{process_capabilities, to_capabilities, user};
 
 /// One exec's settings (ExecConfig of `POST /containers/{id}/exec`).
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -70,17 +70,17 @@ pub fn exec_process(spec: &Spec, rootfs: &Path, req: &ExecRequest) -> Result<Pro
                 .build()?,
         );
     }
-    if req.privileged {
-        let all = to_capabilities(&HostInfo::probe().capabilities)?;
-        process.set_capabilities(Some(
-            LinuxCapabilitiesBuilder::default()
-                .bounding(all.clone())
-                .effective(all.clone())
-                .permitted(all)
-                .inheritable(oci_spec::runtime::Capabilities::new())
-                .ambient(oci_spec::runtime::Capabilities::new())
-                .build()?,
-        ));
-    }
+    // privileged execs get every capability; a changed user changes what the set grants
+    let bounding = if req.privileged {
+        to_capabilities(&HostInfo::probe().capabilities)?
+    } else {
+        process
+            .capabilities()
+            .as_ref()
+            .and_then(|c| c.bounding().clone())
+            .unwrap_or_default()
+    };
+    let uid = process.user().uid();
+    process.set_capabilities(Some(process_capabilities(bounding, uid)?));
     Ok(process)
 }

@@ -107,6 +107,7 @@ pub(crate) fn validate_with(
     target: &Target,
 ) -> Result<(), SpecError> {
     process_args::command(req)?;
+    process_args::check_env_and_args(req)?;
     process_args::working_dir(req)?;
     mounts::check_image_volumes(req)?;
     mounts::user_mount_requests(req)?;
@@ -141,9 +142,9 @@ pub(crate) fn validate_with(
     if req.shm_size.is_some_and(|s| s < 0) {
         return Err(SpecError::invalid("SHM size can not be less than 0"));
     }
-    if req.hostname.len() > 64 {
+    if req.hostname.len() > 64 || req.hostname.contains('\0') {
         return Err(SpecError::invalid(format!(
-            "invalid hostname {:?}: at most 64 characters",
+            "invalid hostname {:?}: at most 64 characters, no NUL bytes",
             req.hostname
         )));
     }
@@ -152,12 +153,34 @@ pub(crate) fn validate_with(
 }
 
 /// The OCI runtime spec for `req`, with `rootfs` (the mounted overlay, absolute) as root.
-/// Resolves the user from the rootfs's /etc/passwd and /etc/group.
+/// Resolves the user from the rootfs's /etc/passwd and /etc/group and creates a missing
+/// working directory in the rootfs (as Docker does when it builds the spec).
 pub fn build_spec(req: &SpecRequest, rootfs: &Path) -> Result<Spec, SpecError> {
     build_spec_with(req, rootfs, &HostInfo::probe(), &Target::host())
 }
 
-fn to_capabilities(names: &[String]) -> Result<Capabilities, SpecError> {
+/// Docker's SetCapabilities: root gets the set as bounding, effective and permitted; other
+/// users only as bounding (what execve would leave them). Inheritable and ambient are
+/// always empty (the builder's defaults are runc's example caps, so set them explicitly).
+pub(crate) fn process_capabilities(
+    caps: Capabilities,
+    uid: u32,
+) -> Result<oci_spec::runtime::LinuxCapabilities, SpecError> {
+    let (effective, permitted) = if uid == 0 {
+        (caps.clone(), caps.clone())
+    } else {
+        (Capabilities::new(), Capabilities::new())
+    };
+    Ok(LinuxCapabilitiesBuilder::default()
+        .bounding(caps)
+        .effective(effective)
+        .permitted(permitted)
+        .inheritable(Capabilities::new())
+        .ambient(Capabilities::new())
+        .build()?)
+}
+
+pub(crate) fn to_capabilities(names: &[String]) -> Result<Capabilities, SpecError> {
     names
         .iter()
         .map(|n| {
@@ -175,6 +198,12 @@ pub(crate) fn build_spec_with(
     target: &Target,
 ) -> Result<Spec, SpecError> {
     validate_with(req, host, target)?;
+    if !rootfs.is_absolute() {
+        return Err(SpecError::Internal(format!(
+            "the rootfs path {} must be absolute",
+            rootfs.display()
+        )));
+    }
     let modes = namespaces::modes(req)?;
     let security = security::parse(&req.security_opt)?;
 
@@ -197,21 +226,16 @@ pub(crate) fn build_spec_with(
         .or(req.image.user.as_deref())
         .unwrap_or("");
     let user = user::resolve_user(rootfs, user_spec, &req.group_add)?;
+    // Docker creates a missing working directory, owned by the user, when it builds the spec
+    let cwd = process_args::working_dir(req)?;
+    ensure_workdir(rootfs, &cwd, user.uid, user.gid)?;
     let cap_names = caps::capabilities(
         &req.cap_add,
         &req.cap_drop,
         req.privileged,
         &host.capabilities,
     )?;
-    let cap_set = to_capabilities(&cap_names)?;
-    // the builder's defaults are runc's example caps: clear inheritable and ambient explicitly
-    let capabilities = LinuxCapabilitiesBuilder::default()
-        .bounding(cap_set.clone())
-        .effective(cap_set.clone())
-        .permitted(cap_set)
-        .inheritable(Capabilities::new())
-        .ambient(Capabilities::new())
-        .build()?;
+    let capabilities = process_capabilities(to_capabilities(&cap_names)?, user.uid)?;
     let mut process = ProcessBuilder::default()
         .terminal(req.tty)
         .user(
@@ -223,7 +247,7 @@ pub(crate) fn build_spec_with(
         )
         .args(args)
         .env(process_args::environment(req))
-        .cwd(process_args::working_dir(req)?)
+        .cwd(cwd)
         .capabilities(capabilities)
         .rlimits(rlimits::rlimits(&req.ulimits, &host.hard_limits))
         .build()?;

@@ -168,6 +168,11 @@ fn kind_name(kind: MountKind) -> &'static str {
 
 fn check_target(kind: MountKind, target: &str) -> Result<(), SpecError> {
     let k = kind_name(kind);
+    if target.contains('\0') {
+        return Err(SpecError::invalid(format!(
+            "invalid mount config for type {k:?}: invalid mount path: {target:?} must not contain NUL bytes"
+        )));
+    }
     if target.is_empty() {
         return Err(SpecError::invalid(format!(
             "invalid mount config for type {k:?}: field Target must not be empty"
@@ -203,7 +208,7 @@ pub fn check_mount(m: &MountRequest, from_binds: bool) -> Result<(), SpecError> 
                     "invalid mount config for type {k:?}: field Source must not be empty"
                 )));
             }
-            if !m.source.starts_with('/') {
+            if !m.source.starts_with('/') || m.source.contains('\0') {
                 return Err(SpecError::invalid(format!(
                     "invalid mount config for type {k:?}: invalid mount path: '{}' mount path must be absolute",
                     m.source

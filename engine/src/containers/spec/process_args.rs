@@ -77,6 +77,11 @@ pub fn environment(req: &SpecRequest) -> Vec<String> {
 /// Rejects working directories and volume targets that could reach outside the container:
 /// `..` components, or the host's open files through /proc/self/fd (CVE-2024-21626).
 pub fn check_container_path(what: &str, path: &str) -> Result<(), SpecError> {
+    if path.contains('\0') {
+        return Err(SpecError::invalid(format!(
+            "the {what} {path:?} is invalid, it must not contain NUL bytes"
+        )));
+    }
     if !path.starts_with('/') {
         return Err(SpecError::invalid(format!(
             "the {what} '{path}' is invalid, it needs to be an absolute path"
@@ -123,4 +128,32 @@ pub fn working_dir(req: &SpecRequest) -> Result<String, SpecError> {
         .unwrap_or("/");
     check_container_path("working directory", dir)?;
     Ok(normalize(dir))
+}
+
+/// Env entries need a name, and no string handed to execve may hold a NUL byte.
+pub fn check_env_and_args(req: &SpecRequest) -> Result<(), SpecError> {
+    for entry in req.env.iter().chain(req.image.env.iter().flatten()) {
+        if entry.starts_with('=') || entry.contains('\0') {
+            return Err(SpecError::invalid(format!(
+                "invalid environment variable: {entry:?}: use NAME=value"
+            )));
+        }
+    }
+    let args = [
+        &req.entrypoint,
+        &req.cmd,
+        &req.image.entrypoint,
+        &req.image.cmd,
+    ];
+    if args
+        .iter()
+        .filter_map(|a| a.as_ref())
+        .flatten()
+        .any(|a| a.contains('\0'))
+    {
+        return Err(SpecError::invalid(
+            "invalid command: arguments must not contain NUL bytes",
+        ));
+    }
+    Ok(())
 }

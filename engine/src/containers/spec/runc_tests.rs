@@ -194,16 +194,18 @@ fn runc_runs_as_named_user_with_groups() {
         return;
     }
     let b = bundle("user");
-    let mut req = request(&b, &["id"]);
+    let mut req = request(&b, &["sh", "-c", "id; pwd"]);
     req.user = Some("app".to_string());
     req.working_dir = Some("/home/app/work".to_string());
-    let spec = build_spec(&req, &b.rootfs()).unwrap();
-    let user = spec.process().as_ref().unwrap().user();
-    ensure_workdir(&b.rootfs(), "/home/app/work", user.uid(), user.gid()).unwrap();
+    // build_spec (inside run) creates the missing working directory, owned by app
     let (code, out, err) = run(&b, &req);
+    use std::os::unix::fs::MetadataExt;
+    let md = std::fs::metadata(b.rootfs().join("home/app/work")).unwrap();
+    assert_eq!((md.uid(), md.gid()), (1000, 1000));
     assert_eq!(code, 0, "stdout: {out} stderr: {err}");
     assert!(out.contains("uid=1000(app) gid=1000(app)"), "{out}");
     assert!(out.contains("2000(extra)"), "{out}");
+    assert!(out.contains("/home/app/work"), "{out}");
 }
 
 #[test]
@@ -241,9 +243,32 @@ fn runc_runs_the_embedded_init_as_pid_1() {
 /// Env var naming the bundle the libcontainer child test runs (set by the parent test).
 const LC_BUNDLE_ENV: &str = "SKIFF_SPEC_LIBCONTAINER_BUNDLE";
 
-/// The embedded runtime (youki's libcontainer) runs a generated spec. libcontainer acts on
-/// the calling process (clones from it, changes its cwd), so the work happens in a fresh
-/// process: this test binary re-run with only `libcontainer_child`.
+/// Runs `req` with the embedded runtime (youki's libcontainer). libcontainer acts on the
+/// calling process (clones from it, changes its cwd), so the work happens in a fresh
+/// process: this test binary re-run with only `libcontainer_child`. Returns its stdout
+/// (the container's output and "container exit=N").
+fn run_libcontainer(b: &Bundle, req: &SpecRequest) -> String {
+    let spec = build_spec(req, &b.rootfs()).unwrap();
+    spec.save(b.dir.path().join("config.json")).unwrap();
+    let out = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "containers::spec::runc_tests::libcontainer_child",
+            "--ignored",
+            "--test-threads=1",
+            "--nocapture",
+        ])
+        .env(LC_BUNDLE_ENV, b.dir.path())
+        .env("SKIFF_SPEC_LIBCONTAINER_ID", &b.id)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "stdout: {stdout} stderr: {stderr}");
+    stdout
+}
+
 #[test]
 fn libcontainer_runs_generated_spec() {
     if !runnable() {
@@ -261,27 +286,31 @@ fn libcontainer_runs_generated_spec() {
     req.resources.memory = 64 << 20;
     req.tmpfs
         .insert("/scratch".to_string(), "size=1m".to_string());
-    let spec = build_spec(&req, &b.rootfs()).unwrap();
-    spec.save(b.dir.path().join("config.json")).unwrap();
-    let out = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "containers::spec::runc_tests::libcontainer_child",
-            "--ignored",
-            "--test-threads=1",
-            "--nocapture",
-        ])
-        .env(LC_BUNDLE_ENV, b.dir.path())
-        .env("SKIFF_SPEC_LIBCONTAINER_ID", &b.id)
-        .stdin(std::process::Stdio::null())
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "stdout: {stdout} stderr: {stderr}");
+    let stdout = run_libcontainer(&b, &req);
     assert!(stdout.contains("from-libcontainer"), "{stdout}");
     assert!(stdout.contains("Seccomp:\t2"), "{stdout}");
-    assert!(stdout.contains("container exit=4"), "{stdout} {stderr}");
+    assert!(stdout.contains("container exit=4"), "{stdout}");
+}
+
+#[test]
+fn libcontainer_runs_non_root_read_only_with_init() {
+    if !runnable() {
+        return;
+    }
+    let b = bundle("lc-user");
+    let init_path = b.dir.path().join("docker-init");
+    std::fs::write(&init_path, init_binary()).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&init_path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let mut req = request(&b, &["sh", "-c", "id; touch /x; echo touch=$?; exit 2"]);
+    req.user = Some("app".to_string());
+    req.readonly_rootfs = true;
+    req.init = true;
+    req.init_path = Some(init_path);
+    let stdout = run_libcontainer(&b, &req);
+    assert!(stdout.contains("uid=1000(app) gid=1000(app)"), "{stdout}");
+    assert!(stdout.contains("touch=1"), "{stdout}");
+    assert!(stdout.contains("container exit=2"), "{stdout}");
 }
 
 #[test]
@@ -320,4 +349,47 @@ fn libcontainer_child() {
     };
     container.delete(true).unwrap();
     println!("container exit={code}");
+}
+
+#[test]
+fn runc_runs_privileged() {
+    if !runnable() {
+        return;
+    }
+    let b = bundle("privileged");
+    let mut req = request(
+        &b,
+        &[
+            "sh",
+            "-c",
+            "grep -E 'Seccomp:|CapEff:' /proc/self/status; test -c /dev/null && echo devnull",
+        ],
+    );
+    req.privileged = true;
+    let (code, out, err) = run(&b, &req);
+    assert_eq!(code, 0, "stdout: {out} stderr: {err}");
+    assert!(out.contains("Seccomp:\t0"), "{out}");
+    assert!(out.contains("devnull"), "{out}");
+    assert!(!out.contains("CapEff:\t00000000a80425fb"), "{out}");
+}
+
+#[test]
+fn libcontainer_runs_privileged() {
+    if !runnable() {
+        return;
+    }
+    let b = bundle("lc-privileged");
+    let mut req = request(
+        &b,
+        &[
+            "sh",
+            "-c",
+            "grep Seccomp: /proc/self/status; test -c /dev/null && echo devnull",
+        ],
+    );
+    req.privileged = true;
+    let stdout = run_libcontainer(&b, &req);
+    assert!(stdout.contains("Seccomp:\t0"), "{stdout}");
+    assert!(stdout.contains("devnull"), "{stdout}");
+    assert!(stdout.contains("container exit=0"), "{stdout}");
 }

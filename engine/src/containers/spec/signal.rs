@@ -68,9 +68,9 @@ pub fn parse_signal(raw: &str) -> Result<i32, SpecError> {
         let n = if rest.is_empty() {
             base
         } else if let Some(off) = rest.strip_prefix('+') {
-            base + off.parse::<i32>().ok()?
+            base.checked_add(off.parse::<i32>().ok()?)?
         } else if let Some(off) = rest.strip_prefix('-') {
-            base - off.parse::<i32>().ok()?
+            base.checked_sub(off.parse::<i32>().ok()?)?
         } else {
             return None;
         };

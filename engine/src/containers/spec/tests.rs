@@ -263,6 +263,20 @@ fn default_spec_matches_docker() {
     assert_eq!(process.args().as_ref().unwrap(), &strings(&["sh"]));
     let caps = process.capabilities().as_ref().unwrap();
     assert_eq!(caps.bounding().as_ref().unwrap().len(), 14);
+    // a non-root user keeps the set only as bounding, like after execve
+    assert!(caps.effective().as_ref().unwrap().is_empty());
+    assert!(caps.permitted().as_ref().unwrap().is_empty());
+    assert!(caps.inheritable().as_ref().unwrap().is_empty());
+    let root_spec = build(&base()).unwrap();
+    let root_caps = root_spec
+        .process()
+        .as_ref()
+        .unwrap()
+        .capabilities()
+        .clone()
+        .unwrap();
+    assert_eq!(root_caps.effective().as_ref().unwrap().len(), 14);
+    assert_eq!(root_caps.permitted(), root_caps.bounding());
     let linux = spec.linux().as_ref().unwrap();
     let ns: Vec<LinuxNamespaceType> = linux
         .namespaces()
@@ -725,6 +739,14 @@ fn validate_reports_docker_messages() {
             "invalid device specification: /dev/null:/dev/n:rwx",
         ),
         (Box::new(|r| r.cmd = None), "no command specified"),
+        (
+            Box::new(|r| r.env = strings(&["=oops"])),
+            "invalid environment variable: \"=oops\"",
+        ),
+        (
+            Box::new(|r| r.cmd = Some(strings(&["echo", "a\0b"]))),
+            "invalid command: arguments must not contain NUL bytes",
+        ),
     ];
     for (tweak, expected) in cases {
         let mut req = base();
@@ -749,6 +771,9 @@ fn signals_parse_like_docker() {
     assert!(parse_signal("0").is_err());
     assert!(parse_signal("65").is_err());
     assert!(parse_signal("SIGRTMAX+1").is_err());
+    assert!(parse_signal("SIGRTMIN+2147483647").is_err());
+    assert!(parse_signal("RTMIN-2147483647").is_err());
+    assert!(parse_signal("").is_err());
     let mut req = base();
     assert_eq!(stop_signal(&req).unwrap(), 15);
     req.image.stop_signal = Some("SIGQUIT".to_string());
@@ -1025,4 +1050,30 @@ fn docker_details_of_ipc_none_pid_host_volumes_and_sysctls() {
     host_net.network_mode = "host".to_string();
     let spec = build(&host_net).unwrap();
     assert!(spec.linux().as_ref().unwrap().sysctl().is_none());
+}
+
+#[test]
+fn default_seccomp_blocks_io_uring_like_current_docker() {
+    let profile = seccomp::default_profile(&strings(caps::DEFAULT), &target()).unwrap();
+    let allowed: Vec<&String> = profile
+        .syscalls()
+        .iter()
+        .flatten()
+        .flat_map(|r| r.names())
+        .collect();
+    assert!(!allowed.iter().any(|n| n.starts_with("io_uring")));
+    assert!(allowed.iter().any(|n| *n == "io_submit"));
+}
+
+#[test]
+fn spec_round_trips_through_config_json() {
+    let mut req = base();
+    req.privileged = false;
+    req.tmpfs.insert("/run".to_string(), "size=1m".to_string());
+    req.resources.memory = 64 << 20;
+    let spec = build(&req).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config.json");
+    spec.save(&path).unwrap();
+    assert_eq!(Spec::load(&path).unwrap(), spec);
 }
