@@ -34,7 +34,11 @@ pub fn build(config: &Config, store: Arc<Store>) -> anyhow::Result<Built> {
     let events = Arc::new(EventBus::new());
     let containers = ContainerService::new(config.clone(), images.clone(), events.clone())
         .context("cannot set up the container service")?;
-    let system = Arc::new(SystemService::new(config.clone(), images.clone()));
+    let system = Arc::new(SystemService::new(
+        config.clone(),
+        images.clone(),
+        containers.clone(),
+    ));
     let backends = Backends {
         system,
         images,

@@ -7,9 +7,10 @@ use async_trait::async_trait;
 use skiff_api::types::system::{
     AuthResponse, DiskUsage, IndexInfo, RuntimeInfo, SystemInfo, SystemVersion,
 };
-use skiff_api::{ApiError, ApiVersion, SystemBackend};
+use skiff_api::{ApiError, ApiVersion, ContainerBackend, SystemBackend};
 
 use crate::config::Config;
+use crate::containers::service::ContainerService;
 use crate::images::ImageService;
 
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -17,13 +18,19 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 pub struct SystemService {
     config: Config,
     images: Arc<ImageService>,
+    containers: ContainerService,
     id: String,
 }
 
 impl SystemService {
-    pub fn new(config: Config, images: Arc<ImageService>) -> Self {
+    pub fn new(config: Config, images: Arc<ImageService>, containers: ContainerService) -> Self {
         let id = daemon_id(&config.data_root);
-        SystemService { config, images, id }
+        SystemService {
+            config,
+            images,
+            containers,
+            id,
+        }
     }
 }
 
@@ -122,9 +129,14 @@ impl SystemBackend for SystemService {
                 );
             }
         }
+        let (running, paused, stopped) = self.containers.counts().await;
         let mut info = SystemInfo {
             id: self.id.clone(),
             images,
+            containers: running + paused + stopped,
+            containers_running: running,
+            containers_paused: paused,
+            containers_stopped: stopped,
             driver: "overlay2".into(),
             driver_status: vec![["Backing Filesystem".into(), "extfs".into()]],
             docker_root_dir: self.config.data_root.display().to_string(),
@@ -187,11 +199,18 @@ impl SystemBackend for SystemService {
     }
 
     async fn disk_usage(&self, _version: ApiVersion) -> Result<DiskUsage, ApiError> {
-        let (images, layers_size) = self.images.disk_usage().await?;
+        let (mut images, layers_size) = self.images.disk_usage().await?;
+        let containers = ContainerBackend::disk_usage(&self.containers).await?;
+        for image in &mut images {
+            image.containers = containers
+                .iter()
+                .filter(|c| c.image_id == image.id)
+                .count() as i64;
+        }
         Ok(DiskUsage {
             layers_size,
             images: Some(images),
-            containers: Some(Vec::new()),
+            containers: Some(containers),
             volumes: Some(Vec::new()),
             build_cache: Some(Vec::new()),
         })

@@ -350,7 +350,7 @@ impl ContainerBackend for ContainerService {
     }
 
     async fn images_in_use(&self) -> Result<Vec<String>, ApiError> {
-        Ok(ContainerService::images_in_use(self))
+        Ok(ContainerService::images_in_use(self).await)
     }
 
     async fn disk_usage(&self) -> Result<Vec<ContainerSummary>, ApiError> {

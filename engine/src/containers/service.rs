@@ -550,13 +550,26 @@ impl ContainerService {
         Ok(())
     }
 
+    /// (running, paused, stopped) for `docker info`.
+    pub async fn counts(&self) -> (i64, i64, i64) {
+        let (mut r, mut p, mut s) = (0, 0, 0);
+        for c in self.all() {
+            let g = c.ctr.lock().await;
+            match (g.rec.state.running, g.rec.state.paused) {
+                (true, true) => p += 1,
+                (true, false) => r += 1,
+                _ => s += 1,
+            }
+        }
+        (r, p, s)
+    }
+
     /// Image IDs referenced by any container.
-    pub fn images_in_use(&self) -> Vec<String> {
-        let mut out: Vec<String> = self
-            .all()
-            .iter()
-            .filter_map(|c| c.ctr.try_lock().ok().map(|g| g.rec.image.clone()))
-            .collect();
+    pub async fn images_in_use(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for c in self.all() {
+            out.push(c.ctr.lock().await.rec.image.clone());
+        }
         out.sort();
         out.dedup();
         out
