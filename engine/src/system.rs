@@ -202,10 +202,7 @@ impl SystemBackend for SystemService {
         let (mut images, layers_size) = self.images.disk_usage().await?;
         let containers = ContainerBackend::disk_usage(&self.containers).await?;
         for image in &mut images {
-            image.containers = containers
-                .iter()
-                .filter(|c| c.image_id == image.id)
-                .count() as i64;
+            image.containers = containers.iter().filter(|c| c.image_id == image.id).count() as i64;
         }
         Ok(DiskUsage {
             layers_size,

@@ -321,3 +321,160 @@ fn live_restore_after_daemon_sigkill() {
         assert_eq!(inspect(d, n)["State"]["Running"], false);
     }
 }
+
+#[test]
+fn logs_follow_events_and_attach() {
+    let c = ctx();
+    let d = &c.daemon;
+    // events: headers at once, then the lifecycle of a container, with the legacy fields
+    let mut events = d.docker_command(&["events", "--format", "{{json .}}"]);
+    events
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null());
+    let mut events = events.spawn().unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    ok(d, &["run", "--rm", "--name", "evented", "single", "true"]);
+    // logs -f follows until the container stops
+    ok(
+        d,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "talker",
+            "single",
+            "sh",
+            "-c",
+            "for i in 1 2 3; do echo out $i; echo err $i >&2; sleep 0.3; done",
+        ],
+    );
+    let out = d.docker(&["logs", "-f", "talker"]).unwrap();
+    assert_eq!(stdout(&out), "out 1\nout 2\nout 3\n");
+    assert_eq!(stderr(&out), "err 1\nerr 2\nerr 3\n");
+    // tail counts lines of both streams: the last two are "out 3" and "err 3"
+    let tail = ok(d, &["logs", "--tail", "2", "talker"]);
+    assert_eq!(tail, "out 3\n");
+    let ts = ok(d, &["logs", "-t", "--tail", "2", "talker"]);
+    assert!(ts.starts_with("20") && ts.contains("Z out 3"), "{ts}");
+    // start -a attaches before the start: nothing is lost
+    ok(
+        d,
+        &[
+            "create",
+            "--name",
+            "attached",
+            "single",
+            "echo",
+            "first words",
+        ],
+    );
+    assert_eq!(ok(d, &["start", "-a", "attached"]), "first words\n");
+    ok(d, &["rm", "attached"]);
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(events.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let out = events.wait_with_output().unwrap();
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    let actions: Vec<String> = lines
+        .iter()
+        .filter(|e| e["Actor"]["Attributes"]["name"] == "evented")
+        .map(|e| e["Action"].as_str().unwrap().to_string())
+        .collect();
+    for want in ["create", "start", "die", "destroy"] {
+        assert!(
+            actions.iter().any(|a| a == want),
+            "no {want} in {actions:?}"
+        );
+    }
+    let die = lines
+        .iter()
+        .find(|e| e["Action"] == "die" && e["Actor"]["Attributes"]["name"] == "evented")
+        .unwrap();
+    assert_eq!(die["status"], "die");
+    assert_eq!(die["from"], "single");
+    assert_eq!(die["Actor"]["Attributes"]["exitCode"], "0");
+}
+
+#[test]
+fn restore_after_a_shim_died_and_restart_policies_at_daemon_start() {
+    let mut c = ctx();
+    ok(
+        &c.daemon,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "orphan",
+            "single",
+            "sh",
+            "-c",
+            "while true; do sleep 0.1; done",
+        ],
+    );
+    ok(
+        &c.daemon,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "keeper",
+            "--restart",
+            "always",
+            "single",
+            "sh",
+            "-c",
+            "while true; do sleep 0.1; done",
+        ],
+    );
+    let orphan = inspect(&c.daemon, "orphan");
+    let orphan_pid = orphan["State"]["Pid"].as_u64().unwrap() as i32;
+    let keeper = inspect(&c.daemon, "keeper");
+    let keeper_pid = keeper["State"]["Pid"].as_u64().unwrap() as i32;
+    let shim_pid = |id: &str| -> i32 {
+        let p = c
+            .daemon
+            .exec_root()
+            .join("c")
+            .join(&id[..12])
+            .join("shim.pid");
+        std::fs::read_to_string(p).unwrap().trim().parse().unwrap()
+    };
+    let orphan_shim = shim_pid(orphan["Id"].as_str().unwrap());
+    c.daemon.kill().unwrap();
+    // while the daemon is away: one shim dies without recording anything, and the
+    // always-restart container's process is killed (its shim records the exit)
+    let kill9 = |pid: i32| {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    };
+    kill9(orphan_shim);
+    kill9(keeper_pid);
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    c.daemon.restart().unwrap();
+    let d = &c.daemon;
+    let v = inspect(d, "orphan");
+    assert_eq!(v["State"]["Status"], "exited");
+    assert_eq!(v["State"]["ExitCode"], 255);
+    // its processes do not outlive the lost shim
+    assert!(eventually(10, || !std::path::Path::new(&format!(
+        "/proc/{orphan_pid}"
+    ))
+    .exists()
+        || std::fs::read_to_string(format!("/proc/{orphan_pid}/stat"))
+            .map(|s| s.contains(") Z"))
+            .unwrap_or(true)));
+    // the always container came back with a new process
+    assert!(eventually(20, || {
+        let v = inspect(d, "keeper");
+        v["State"]["Running"] == true && v["State"]["Pid"].as_u64() != Some(keeper_pid as u64)
+    }));
+    assert!(inspect(d, "keeper")["RestartCount"].as_u64().unwrap() >= 1);
+}

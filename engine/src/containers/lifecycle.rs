@@ -249,6 +249,7 @@ impl ContainerService {
                         failures += 1;
                         if !alive || failures > 30 {
                             tracing::warn!(id = %c.id, "lost the shim: {e}");
+                            svc.reap_orphan(&c).await;
                             break (
                                 skiff_shim::ExitInfo {
                                     code: 255,
@@ -264,6 +265,31 @@ impl ContainerService {
             };
             svc.handle_exit(&c, gen, exit, &error).await;
         });
+    }
+
+    /// The shim died without recording an exit: the container's processes may still run
+    /// (they are not the shim's children in any way that makes them die with it). Kill them
+    /// and drop the runtime's state, so nothing is left behind.
+    pub(crate) async fn reap_orphan(&self, c: &Arc<Container>) {
+        let (pid, runtime) = {
+            let ctr = c.ctr.lock().await;
+            (ctr.rec.state.pid, self.runtime_config(&ctr.rec.runtime))
+        };
+        let id = c.id.clone();
+        let _ = tokio::task::spawn_blocking(move || {
+            if pid != 0 && skiff_shim::process_alive(pid) {
+                // SAFETY: kill(2) with a pid we recorded for this container; no memory involved.
+                unsafe {
+                    libc::kill(pid as libc::pid_t, libc::SIGKILL);
+                }
+            }
+            if let Ok(rt) = runtime.and_then(|r| r.build().map_err(shim_err)) {
+                if let Err(e) = rt.delete(&id, true) {
+                    tracing::warn!(id = %id, "cleaning the runtime state of a lost container: {e}");
+                }
+            }
+        })
+        .await;
     }
 
     /// Records an exit of run `gen`, cleans up, and applies the restart policy / AutoRemove.

@@ -105,17 +105,22 @@ impl ContainerService {
             }
         }
         // the shim is gone: take the exit it recorded, else say it died
+        drop(ctr);
         let (exit, error) = match skiff_shim::read_exit_file(&c.state_dir) {
             Some(e) => (e, String::new()),
-            None => (
-                skiff_shim::ExitInfo {
-                    code: 255,
-                    exited_at: Utc::now(),
-                    oom_killed: false,
-                },
-                "shim died while the daemon was down".to_string(),
-            ),
+            None => {
+                self.reap_orphan(c).await;
+                (
+                    skiff_shim::ExitInfo {
+                        code: 255,
+                        exited_at: Utc::now(),
+                        oom_killed: false,
+                    },
+                    "shim died while the daemon was down".to_string(),
+                )
+            }
         };
+        let mut ctr = c.ctr.lock().await;
         ctr.run_gen += 1;
         let gen = ctr.run_gen;
         drop(ctr);
