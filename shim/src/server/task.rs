@@ -45,6 +45,7 @@ pub(crate) struct Proc {
 struct PendingExec {
     process: Box<Process>,
     stdio: Stdio,
+    stdin: bool,
 }
 
 struct State {
@@ -154,6 +155,7 @@ impl Shim {
         let io = ProcIo::start(
             opts.state_dir.join("attach-init.sock"),
             opts.terminal,
+            opts.open_stdin,
             opts.stdin_once,
             log.clone(),
         )?;
@@ -392,6 +394,7 @@ impl Shim {
         let io = ProcIo::start(
             self.opts.state_dir.join(format!("attach-{exec_id}.sock")),
             terminal,
+            stdin,
             true,
             None,
         )?;
@@ -420,6 +423,7 @@ impl Shim {
                 pending: Some(PendingExec {
                     process: Box::new(process),
                     stdio,
+                    stdin,
                 }),
             },
         );
@@ -451,7 +455,7 @@ impl Shim {
                         pid_file: &pid_file,
                     })?;
                     let master = console.receive_master()?;
-                    attach_pty(&io, &master, true)?;
+                    attach_pty(&io, &master, pending.stdin)?;
                     Ok((pid, Some(master)))
                 })
         } else {
