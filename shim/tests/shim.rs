@@ -491,3 +491,40 @@ async fn oom_kill_is_reported() {
     assert!(read_exit_file(&fx.state_dir()).unwrap().oom_killed);
     client.delete().await.unwrap();
 }
+
+#[tokio::test]
+async fn several_attach_clients_get_the_streams_they_asked_for() {
+    let fx = Fixture::new(
+        "multi",
+        &["sh", "-c", "echo out; echo err >&2"],
+        false,
+        true,
+    );
+    let client = launch(Path::new(SHIM), &fx.options(false, false, None))
+        .await
+        .unwrap();
+    let mut both = attach(&client, None, false).await;
+    let mut only_err = UnixStream::connect(client.attach_socket(None))
+        .await
+        .unwrap();
+    only_err
+        .write_all(b"{\"stdin\":false,\"stdout\":false,\"stderr\":true}\n")
+        .await
+        .unwrap();
+    client.start().await.unwrap();
+    let (out, err) = read_frames(&mut both).await;
+    assert_eq!(
+        (out.as_slice(), err.as_slice()),
+        (&b"out\n"[..], &b"err\n"[..])
+    );
+    let (out, err) = read_frames(&mut only_err).await;
+    assert_eq!((out.as_slice(), err.as_slice()), (&b""[..], &b"err\n"[..]));
+    assert_eq!(client.wait().await.unwrap().code, 0);
+
+    // A client connecting after the exit still reads the recorded state.
+    let again = ShimClient::connect(&fx.state_dir()).await.unwrap();
+    let state = again.state().await.unwrap();
+    assert_eq!(state.status, TaskStatus::Stopped);
+    assert_eq!(state.exit.unwrap().code, 0);
+    again.delete().await.unwrap();
+}
