@@ -388,6 +388,8 @@ async fn exec_with_a_terminal_gets_raw_output() {
         .await
         .unwrap();
     client.start().await.unwrap();
+    // Docker-style 64-hex exec id: its socket name must still fit a unix socket address.
+    let exec_id = "f".repeat(64);
     let mut process = Process::default();
     process.set_args(Some(vec![
         "sh".into(),
@@ -397,10 +399,10 @@ async fn exec_with_a_terminal_gets_raw_output() {
     process.set_env(Some(vec!["PATH=/bin".into(), "TERM=xterm".into()]));
     process.set_rlimits(None);
     process.set_terminal(Some(true));
-    client.exec("t1", &process, true).await.unwrap();
-    let mut conn = attach(&client, Some("t1"), true).await;
-    client.start_exec("t1").await.unwrap();
-    client.resize(Some("t1"), 77, 22).await.unwrap();
+    client.exec(&exec_id, &process, true).await.unwrap();
+    let mut conn = attach(&client, Some(&exec_id), true).await;
+    client.start_exec(&exec_id).await.unwrap();
+    client.resize(Some(&exec_id), 77, 22).await.unwrap();
     conn.write_all(b"abc\n").await.unwrap();
     let mut out = Vec::new();
     conn.read_to_end(&mut out).await.unwrap();
@@ -408,7 +410,7 @@ async fn exec_with_a_terminal_gets_raw_output() {
     // Raw terminal output (no frame headers), with the terminal's CRLF line ends.
     assert!(text.contains("got-abc\r\n"), "{text:?}");
     assert!(text.contains("22 77"), "{text:?}");
-    assert_eq!(client.wait_exec("t1").await.unwrap().code, 0);
+    assert_eq!(client.wait_exec(&exec_id).await.unwrap().code, 0);
     client.kill(9, false).await.unwrap();
     client.wait().await.unwrap();
     client.delete().await.unwrap();
