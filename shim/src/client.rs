@@ -91,12 +91,10 @@ impl ShimClient {
         self.shim_pid
     }
 
-    /// `<state_dir>/attach-init.sock` or `attach-<exec_id>.sock`.
+    /// `<state_dir>/attach-init.sock` or `attach-<exec_id>.sock` (exec ids longer than 16
+    /// characters are replaced by a 16-hex hash so the path fits a unix socket address).
     pub fn attach_socket(&self, exec_id: Option<&str>) -> PathBuf {
-        match exec_id {
-            None => self.state_dir.join("attach-init.sock"),
-            Some(id) => self.state_dir.join(format!("attach-{id}.sock")),
-        }
+        crate::paths::attach_socket(&self.state_dir, exec_id)
     }
 
     fn error(&self, method: &'static str, err: ttrpc::Error) -> ShimError {

@@ -56,7 +56,8 @@ pub enum ShimError {
     },
     #[error("cannot reach the shim at {path}: {message}; the shim exited or was never started")]
     Unreachable { path: PathBuf, message: String },
-    #[error("starting the container failed: {0}")]
+    /// Docker says "failed to create shim task: OCI runtime create failed: ..." here.
+    #[error("failed to create shim task: {0}")]
     Launch(String),
     #[error("invalid shim arguments: {0}")]
     Usage(String),

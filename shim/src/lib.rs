@@ -7,6 +7,7 @@ mod client;
 mod error;
 mod exitfile;
 mod launch;
+mod paths;
 pub mod runtime;
 mod server;
 mod types;

@@ -12,7 +12,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::UnixStream;
 
 const SHIM: &str = env!("CARGO_BIN_EXE_skiff-shim");
-const APPLETS: &[&str] = &["sh", "echo", "cat", "sleep", "stty", "seq", "true"];
+const APPLETS: &[&str] = &["sh", "echo", "cat", "sleep", "stty", "seq", "true", "head"];
 
 /// One container: bundle, runc root and shim state in a temp dir; cleaned up on drop.
 struct Fixture {
@@ -379,4 +379,154 @@ async fn missing_executable_fails_clearly_and_leaves_no_shim() {
             assert!(gone(pid).await, "shim {pid} still running: {cmdline}");
         }
     }
+}
+
+#[tokio::test]
+async fn exec_with_a_terminal_gets_raw_output() {
+    let fx = Fixture::new("exectty", &["sleep", "100"], false, true);
+    let client = launch(Path::new(SHIM), &fx.options(false, false, None))
+        .await
+        .unwrap();
+    client.start().await.unwrap();
+    // Docker-style 64-hex exec id: its socket name must still fit a unix socket address.
+    let exec_id = "f".repeat(64);
+    let mut process = Process::default();
+    process.set_args(Some(vec![
+        "sh".into(),
+        "-c".into(),
+        "read x; echo got-$x; stty size".into(),
+    ]));
+    process.set_env(Some(vec!["PATH=/bin".into(), "TERM=xterm".into()]));
+    process.set_rlimits(None);
+    process.set_terminal(Some(true));
+    client.exec(&exec_id, &process, true).await.unwrap();
+    let mut conn = attach(&client, Some(&exec_id), true).await;
+    client.start_exec(&exec_id).await.unwrap();
+    client.resize(Some(&exec_id), 77, 22).await.unwrap();
+    conn.write_all(b"abc\n").await.unwrap();
+    let mut out = Vec::new();
+    conn.read_to_end(&mut out).await.unwrap();
+    let text = String::from_utf8_lossy(&out);
+    // Raw terminal output (no frame headers), with the terminal's CRLF line ends.
+    assert!(text.contains("got-abc\r\n"), "{text:?}");
+    assert!(text.contains("22 77"), "{text:?}");
+    assert_eq!(client.wait_exec(&exec_id).await.unwrap().code, 0);
+    client.kill(9, false).await.unwrap();
+    client.wait().await.unwrap();
+    client.delete().await.unwrap();
+}
+
+#[tokio::test]
+async fn pause_resume_update_and_refused_delete_of_a_running_task() {
+    let fx = Fixture::new("pause", &["sleep", "100"], false, true);
+    let client = launch(Path::new(SHIM), &fx.options(false, false, None))
+        .await
+        .unwrap();
+    client.start().await.unwrap();
+    client.pause().await.unwrap();
+    assert_eq!(client.state().await.unwrap().status, TaskStatus::Paused);
+    client.resume().await.unwrap();
+    assert_eq!(client.state().await.unwrap().status, TaskStatus::Running);
+    let mut resources = oci_spec::runtime::LinuxResources::default();
+    let mut pids = oci_spec::runtime::LinuxPids::default();
+    pids.set_limit(64);
+    resources.set_pids(Some(pids));
+    client.update(&resources).await.unwrap();
+
+    let err = client.delete().await.unwrap_err();
+    assert_eq!(
+        err.task_kind(),
+        skiff_shim::TaskErrorKind::FailedPrecondition,
+        "{err}"
+    );
+    client.kill(9, true).await.unwrap();
+    assert_eq!(client.wait().await.unwrap().code, 137);
+    client.delete().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_created_task_can_be_deleted_without_starting() {
+    let fx = Fixture::new("created", &["sleep", "100"], false, true);
+    let client = launch(Path::new(SHIM), &fx.options(false, false, None))
+        .await
+        .unwrap();
+    let state = client.state().await.unwrap();
+    assert_eq!(state.status, TaskStatus::Created);
+    let shim = client.shim_pid().unwrap();
+    client.delete().await.unwrap();
+    assert!(gone(shim).await, "the shim must exit after delete");
+    assert!(gone(state.pid).await, "the created init must be gone");
+}
+
+#[tokio::test]
+async fn oom_kill_is_reported() {
+    let fx = Fixture::new(
+        "oom",
+        &[
+            "sh",
+            "-c",
+            "x=$(head -c 200000000 /dev/urandom); echo survived",
+        ],
+        false,
+        true,
+    );
+    let config = fx.dir.path().join("bundle/config.json");
+    let mut spec = Spec::load(&config).unwrap();
+    let mut memory = oci_spec::runtime::LinuxMemory::default();
+    memory.set_limit(Some(32 * 1024 * 1024));
+    memory.set_swap(Some(32 * 1024 * 1024));
+    let mut resources = oci_spec::runtime::LinuxResources::default();
+    resources.set_memory(Some(memory));
+    spec.linux_mut()
+        .as_mut()
+        .unwrap()
+        .set_resources(Some(resources));
+    spec.save(&config).unwrap();
+
+    let client = launch(Path::new(SHIM), &fx.options(false, false, None))
+        .await
+        .unwrap();
+    client.start().await.unwrap();
+    let exit = client.wait().await.unwrap();
+    assert_eq!(exit.code, 137, "{exit:?}");
+    assert!(exit.oom_killed, "{exit:?}");
+    assert!(read_exit_file(&fx.state_dir()).unwrap().oom_killed);
+    client.delete().await.unwrap();
+}
+
+#[tokio::test]
+async fn several_attach_clients_get_the_streams_they_asked_for() {
+    let fx = Fixture::new(
+        "multi",
+        &["sh", "-c", "echo out; echo err >&2"],
+        false,
+        true,
+    );
+    let client = launch(Path::new(SHIM), &fx.options(false, false, None))
+        .await
+        .unwrap();
+    let mut both = attach(&client, None, false).await;
+    let mut only_err = UnixStream::connect(client.attach_socket(None))
+        .await
+        .unwrap();
+    only_err
+        .write_all(b"{\"stdin\":false,\"stdout\":false,\"stderr\":true}\n")
+        .await
+        .unwrap();
+    client.start().await.unwrap();
+    let (out, err) = read_frames(&mut both).await;
+    assert_eq!(
+        (out.as_slice(), err.as_slice()),
+        (&b"out\n"[..], &b"err\n"[..])
+    );
+    let (out, err) = read_frames(&mut only_err).await;
+    assert_eq!((out.as_slice(), err.as_slice()), (&b""[..], &b"err\n"[..]));
+    assert_eq!(client.wait().await.unwrap().code, 0);
+
+    // A client connecting after the exit still reads the recorded state.
+    let again = ShimClient::connect(&fx.state_dir()).await.unwrap();
+    let state = again.state().await.unwrap();
+    assert_eq!(state.status, TaskStatus::Stopped);
+    assert_eq!(state.exit.unwrap().code, 0);
+    again.delete().await.unwrap();
 }

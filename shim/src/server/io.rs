@@ -37,6 +37,14 @@ struct AttachHeader {
     stderr: bool,
 }
 
+/// The process's stdin as attach clients see it.
+enum StdinState {
+    /// Will be opened (a pty arrives only when the process starts).
+    NotYet,
+    Open(Arc<File>),
+    Closed,
+}
+
 struct Client {
     stream: UnixStream,
     stdout: bool,
@@ -48,8 +56,11 @@ pub(crate) struct ProcIo {
     terminal: bool,
     stdin_once: bool,
     socket_path: PathBuf,
-    /// Write end of the process's stdin (pipe, or a dup of the pty master).
-    stdin: Mutex<Option<File>>,
+    /// Write end of the process's stdin (pipe, or a dup of the pty master). Shared so a
+    /// write blocked on a process that does not read holds no lock; the fd closes when
+    /// the last holder lets go.
+    stdin: Mutex<StdinState>,
+    stdin_ready: Condvar,
     log: Option<Arc<LogSink>>,
     clients: Mutex<Vec<Client>>,
     /// Output fds handed to the pump but not yet picked up.
@@ -66,6 +77,7 @@ impl ProcIo {
     pub(crate) fn start(
         socket_path: PathBuf,
         terminal: bool,
+        with_stdin: bool,
         stdin_once: bool,
         log: Option<Arc<LogSink>>,
     ) -> Result<Arc<ProcIo>, ShimError> {
@@ -82,7 +94,12 @@ impl ProcIo {
             terminal,
             stdin_once,
             socket_path,
-            stdin: Mutex::new(None),
+            stdin: Mutex::new(if with_stdin {
+                StdinState::NotYet
+            } else {
+                StdinState::Closed
+            }),
+            stdin_ready: Condvar::new(),
             log,
             clients: Mutex::new(Vec::new()),
             pending: Mutex::new(Vec::new()),
@@ -100,12 +117,17 @@ impl ProcIo {
     }
 
     pub(crate) fn set_stdin(&self, stdin: File) {
-        *lock(&self.stdin) = Some(stdin);
+        let mut state = lock(&self.stdin);
+        if matches!(*state, StdinState::NotYet) {
+            *state = StdinState::Open(Arc::new(stdin));
+        }
+        self.stdin_ready.notify_all();
     }
 
     /// Closes the process's stdin (CloseIO, or the last attach client with stdin_once).
     pub(crate) fn close_stdin(&self) {
-        lock(&self.stdin).take();
+        *lock(&self.stdin) = StdinState::Closed;
+        self.stdin_ready.notify_all();
     }
 
     /// Hands an output fd (stdout/stderr pipe read end, or the pty master) to the pump.
@@ -136,6 +158,7 @@ impl ProcIo {
     /// Ends the pump: attach clients are disconnected and the socket removed.
     pub(crate) fn close(&self) {
         self.closed.store(true, Ordering::SeqCst);
+        self.close_stdin();
         self.poke();
     }
 
@@ -236,7 +259,7 @@ impl ProcIo {
             stdout: header.stdout,
             stderr: header.stderr,
         });
-        if header.stdin && lock(&self.stdin).is_some() {
+        if header.stdin && !matches!(*lock(&self.stdin), StdinState::Closed) {
             let io = self.clone();
             let _ = std::thread::Builder::new()
                 .name("attach-stdin".into())
@@ -250,9 +273,10 @@ impl ProcIo {
             match client.read(&mut buf) {
                 Ok(0) => break,
                 Ok(n) => {
-                    let mut stdin = lock(&self.stdin);
-                    let Some(w) = stdin.as_mut() else { return };
-                    if w.write_all(&buf[..n]).is_err() {
+                    let Some(stdin) = self.stdin_writer() else {
+                        return;
+                    };
+                    if (&*stdin).write_all(&buf[..n]).is_err() {
                         return;
                     }
                 }
@@ -262,6 +286,23 @@ impl ProcIo {
         }
         if self.stdin_once && !self.closed.load(Ordering::SeqCst) {
             self.close_stdin();
+        }
+    }
+
+    /// The stdin writer, waiting for it while the process is not started yet.
+    fn stdin_writer(&self) -> Option<Arc<File>> {
+        let mut state = lock(&self.stdin);
+        loop {
+            match &*state {
+                StdinState::Open(f) => return Some(f.clone()),
+                StdinState::Closed => return None,
+                StdinState::NotYet => {
+                    state = self
+                        .stdin_ready
+                        .wait(state)
+                        .unwrap_or_else(|poisoned| poisoned.into_inner());
+                }
+            }
         }
     }
 

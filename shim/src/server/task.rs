@@ -17,6 +17,7 @@ use oci_spec::runtime::{LinuxResources, Process};
 
 use crate::error::{ShimError, TaskErrorKind};
 use crate::exitfile::write_exit_file;
+use crate::paths;
 use crate::runtime::{CreateOptions, ExecOptions, Runtime, Stdio};
 use crate::server::console::{self, ConsoleSocket};
 use crate::server::io::ProcIo;
@@ -45,6 +46,7 @@ pub(crate) struct Proc {
 struct PendingExec {
     process: Box<Process>,
     stdio: Stdio,
+    stdin: bool,
 }
 
 struct State {
@@ -152,8 +154,9 @@ impl Shim {
             LogConfig::None => None,
         };
         let io = ProcIo::start(
-            opts.state_dir.join("attach-init.sock"),
+            paths::attach_socket(&opts.state_dir, None),
             opts.terminal,
+            opts.open_stdin,
             opts.stdin_once,
             log.clone(),
         )?;
@@ -162,7 +165,7 @@ impl Shim {
         let (pid, pty) = {
             let _guard = reaper.runtime_lock();
             if opts.terminal {
-                let console = ConsoleSocket::bind(opts.state_dir.join("console-init.sock"))?;
+                let console = ConsoleSocket::bind(paths::console_socket(&opts.state_dir, None))?;
                 let pid = runtime.create(CreateOptions {
                     id: &opts.id,
                     bundle: &opts.bundle,
@@ -390,8 +393,9 @@ impl Shim {
             ));
         }
         let io = ProcIo::start(
-            self.opts.state_dir.join(format!("attach-{exec_id}.sock")),
+            paths::attach_socket(&self.opts.state_dir, Some(exec_id)),
             terminal,
+            stdin,
             true,
             None,
         )?;
@@ -420,6 +424,7 @@ impl Shim {
                 pending: Some(PendingExec {
                     process: Box::new(process),
                     stdio,
+                    stdin,
                 }),
             },
         );
@@ -438,10 +443,10 @@ impl Shim {
             })?;
             (pending, p.io.clone(), p.terminal)
         };
-        let pid_file = self.opts.state_dir.join(format!("exec-{exec_id}.pid"));
+        let pid_file = paths::exec_pid_file(&self.opts.state_dir, exec_id);
         let guard = self.reaper.runtime_lock();
         let result = if terminal {
-            ConsoleSocket::bind(self.opts.state_dir.join(format!("console-{exec_id}.sock")))
+            ConsoleSocket::bind(paths::console_socket(&self.opts.state_dir, Some(exec_id)))
                 .and_then(|console| {
                     let pid = self.runtime.exec(ExecOptions {
                         id: &self.opts.id,
@@ -451,7 +456,7 @@ impl Shim {
                         pid_file: &pid_file,
                     })?;
                     let master = console.receive_master()?;
-                    attach_pty(&io, &master, true)?;
+                    attach_pty(&io, &master, pending.stdin)?;
                     Ok((pid, Some(master)))
                 })
         } else {
