@@ -6,4 +6,4 @@
 pub mod error;
 pub mod runtime;
 
-pub use error::ShimError;
+pub use error::{ShimError, TaskErrorKind};

@@ -17,9 +17,9 @@ use nix::sys::signal::Signal;
 use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::{pipe, Pid};
 use oci_spec::runtime::{LinuxBuilder, Process, Spec};
-use skiff_shim::error::TaskErrorKind;
 use skiff_shim::runtime::libcontainer::LibcontainerRuntime;
 use skiff_shim::runtime::{CreateOptions, ExecOptions, Runtime, Stdio};
+use skiff_shim::TaskErrorKind;
 
 const BUSYBOX: &str = "/bin/busybox";
 const APPLETS: &[&str] = &["sh", "echo", "sleep", "cat", "test", "true"];
