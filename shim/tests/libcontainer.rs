@@ -293,6 +293,18 @@ fn pids_pause_resume_and_kill_all() {
     assert_eq!(fx.freezer_state(), "FROZEN");
     let err = fx.runtime.pause(&fx.id).unwrap_err();
     assert_eq!(err.task_kind(), TaskErrorKind::FailedPrecondition, "{err}");
+    let err = fx
+        .runtime
+        .exec(ExecOptions {
+            id: &fx.id,
+            process: &exec_process(&["true"]),
+            stdio: Stdio::default(),
+            console_socket: None,
+            pid_file: &fx.pid_file("paused-exec.pid"),
+        })
+        .unwrap_err();
+    assert_eq!(err.task_kind(), TaskErrorKind::FailedPrecondition, "{err}");
+    assert!(err.to_string().contains("paused"), "{err}");
     // A non-fatal signal leaves a paused container paused.
     fx.runtime
         .kill(&fx.id, libc::SIGCONT, true)
