@@ -22,7 +22,7 @@ use skiff_shim::runtime::{CreateOptions, ExecOptions, Runtime, Stdio};
 use skiff_shim::TaskErrorKind;
 
 const BUSYBOX: &str = "/bin/busybox";
-const APPLETS: &[&str] = &["sh", "echo", "sleep", "cat", "test", "true"];
+const APPLETS: &[&str] = &["sh", "echo", "sleep", "cat", "test", "true", "mkdir"];
 
 /// One container's world: temp dir with the bundle and state root, torn down on drop.
 struct Fixture {
@@ -504,6 +504,41 @@ fn null_stdio_discards_output() {
     }
 }
 
+fn seccomp_profile_is_enforced() {
+    // /dev/shm is a writable tmpfs: without the filter this mkdir succeeds.
+    let Some(fx) = Fixture::new("seccomp", &["mkdir", "/dev/shm/x"], false) else {
+        return;
+    };
+    // Everything allowed but mkdir/mkdirat, which fail with EPERM.
+    let config = fx.bundle().join("config.json");
+    let mut spec = Spec::load(&config).unwrap();
+    let deny_mkdir = oci_spec::runtime::LinuxSyscallBuilder::default()
+        .names(vec!["mkdir".to_string(), "mkdirat".to_string()])
+        .action(oci_spec::runtime::LinuxSeccompAction::ScmpActErrno)
+        .errno_ret(libc::EPERM as u32)
+        .build()
+        .unwrap();
+    let seccomp = oci_spec::runtime::LinuxSeccompBuilder::default()
+        .default_action(oci_spec::runtime::LinuxSeccompAction::ScmpActAllow)
+        .syscalls(vec![deny_mkdir])
+        .build()
+        .unwrap();
+    let mut linux = spec.linux().clone().unwrap();
+    linux.set_seccomp(Some(seccomp));
+    spec.set_linux(Some(linux));
+    spec.save(&config).unwrap();
+
+    let (pid, mut output) = fx.create_with_pipe();
+    fx.runtime.start(&fx.id).expect("start");
+    let mut out = String::new();
+    output.read_to_string(&mut out).unwrap();
+    assert!(out.contains("Operation not permitted"), "{out}");
+    assert_eq!(
+        wait_exit(pid),
+        WaitStatus::Exited(Pid::from_raw(pid as i32), 1)
+    );
+}
+
 fn stdin_reaches_the_init_process() {
     let Some(fx) = Fixture::new("stdin", &["cat"], false) else {
         return;
@@ -618,6 +653,7 @@ const CASES: &[Case] = cases![
     errors_say_what_is_wrong,
     create_replaces_the_state_of_a_dead_container,
     null_stdio_discards_output,
+    seccomp_profile_is_enforced,
     stdin_reaches_the_init_process,
     exec_with_a_terminal_uses_the_console_socket,
     terminal_sends_the_pty_master_to_the_console_socket,
