@@ -696,15 +696,41 @@ fn main() -> std::process::ExitCode {
     }
 }
 
-/// Reaps every child still around once a case is over: the fixture has SIGKILLed its
-/// container by then, so each remaining child is about to exit.
+/// Reaps every child still around once a case is over. The fixture has SIGKILLed its
+/// container by then; anything else still running (a case that failed half way) is our
+/// own child too and is killed by pid, so this cannot hang.
 fn reap_leftovers() {
     loop {
-        match nix::sys::wait::waitpid(None::<Pid>, None) {
-            Err(nix::errno::Errno::EINTR) | Ok(_) => continue,
+        match waitpid(None::<Pid>, Some(nix::sys::wait::WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::StillAlive) => {
+                for child in own_children() {
+                    let _ = nix::sys::signal::kill(child, Signal::SIGKILL);
+                }
+                // Blocks only until the next of them has died.
+                let _ = waitpid(None::<Pid>, None);
+            }
+            Ok(_) | Err(nix::errno::Errno::EINTR) => {}
             Err(_) => return,
         }
     }
+}
+
+/// Our live children, from /proc (field 4 of /proc/PID/stat is the parent pid).
+fn own_children() -> Vec<Pid> {
+    let me = std::process::id().to_string();
+    let Ok(entries) = fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|entry| {
+            let pid: i32 = entry.file_name().to_str()?.parse().ok()?;
+            let stat = fs::read_to_string(entry.path().join("stat")).ok()?;
+            let after_name = &stat[stat.rfind(')')? + 1..];
+            let ppid = after_name.split_whitespace().nth(1)?;
+            (ppid == me).then(|| Pid::from_raw(pid))
+        })
+        .collect()
 }
 
 /// libcontainer removes each container's cgroup on delete but not the shared parent.
