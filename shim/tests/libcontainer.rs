@@ -17,12 +17,12 @@ use nix::sys::signal::Signal;
 use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::{pipe, Pid};
 use oci_spec::runtime::{LinuxBuilder, Process, Spec};
-use skiff_shim::error::TaskErrorKind;
 use skiff_shim::runtime::libcontainer::LibcontainerRuntime;
 use skiff_shim::runtime::{CreateOptions, ExecOptions, Runtime, Stdio};
+use skiff_shim::TaskErrorKind;
 
 const BUSYBOX: &str = "/bin/busybox";
-const APPLETS: &[&str] = &["sh", "echo", "sleep", "cat", "test", "true"];
+const APPLETS: &[&str] = &["sh", "echo", "sleep", "cat", "test", "true", "mkdir"];
 
 /// One container's world: temp dir with the bundle and state root, torn down on drop.
 struct Fixture {
@@ -293,6 +293,18 @@ fn pids_pause_resume_and_kill_all() {
     assert_eq!(fx.freezer_state(), "FROZEN");
     let err = fx.runtime.pause(&fx.id).unwrap_err();
     assert_eq!(err.task_kind(), TaskErrorKind::FailedPrecondition, "{err}");
+    let err = fx
+        .runtime
+        .exec(ExecOptions {
+            id: &fx.id,
+            process: &exec_process(&["true"]),
+            stdio: Stdio::default(),
+            console_socket: None,
+            pid_file: &fx.pid_file("paused-exec.pid"),
+        })
+        .unwrap_err();
+    assert_eq!(err.task_kind(), TaskErrorKind::FailedPrecondition, "{err}");
+    assert!(err.to_string().contains("paused"), "{err}");
     // A non-fatal signal leaves a paused container paused.
     fx.runtime
         .kill(&fx.id, libc::SIGCONT, true)
@@ -492,6 +504,41 @@ fn null_stdio_discards_output() {
     }
 }
 
+fn seccomp_profile_is_enforced() {
+    // /dev/shm is a writable tmpfs: without the filter this mkdir succeeds.
+    let Some(fx) = Fixture::new("seccomp", &["mkdir", "/dev/shm/x"], false) else {
+        return;
+    };
+    // Everything allowed but mkdir/mkdirat, which fail with EPERM.
+    let config = fx.bundle().join("config.json");
+    let mut spec = Spec::load(&config).unwrap();
+    let deny_mkdir = oci_spec::runtime::LinuxSyscallBuilder::default()
+        .names(vec!["mkdir".to_string(), "mkdirat".to_string()])
+        .action(oci_spec::runtime::LinuxSeccompAction::ScmpActErrno)
+        .errno_ret(libc::EPERM as u32)
+        .build()
+        .unwrap();
+    let seccomp = oci_spec::runtime::LinuxSeccompBuilder::default()
+        .default_action(oci_spec::runtime::LinuxSeccompAction::ScmpActAllow)
+        .syscalls(vec![deny_mkdir])
+        .build()
+        .unwrap();
+    let mut linux = spec.linux().clone().unwrap();
+    linux.set_seccomp(Some(seccomp));
+    spec.set_linux(Some(linux));
+    spec.save(&config).unwrap();
+
+    let (pid, mut output) = fx.create_with_pipe();
+    fx.runtime.start(&fx.id).expect("start");
+    let mut out = String::new();
+    output.read_to_string(&mut out).unwrap();
+    assert!(out.contains("Operation not permitted"), "{out}");
+    assert_eq!(
+        wait_exit(pid),
+        WaitStatus::Exited(Pid::from_raw(pid as i32), 1)
+    );
+}
+
 fn stdin_reaches_the_init_process() {
     let Some(fx) = Fixture::new("stdin", &["cat"], false) else {
         return;
@@ -606,6 +653,7 @@ const CASES: &[Case] = cases![
     errors_say_what_is_wrong,
     create_replaces_the_state_of_a_dead_container,
     null_stdio_discards_output,
+    seccomp_profile_is_enforced,
     stdin_reaches_the_init_process,
     exec_with_a_terminal_uses_the_console_socket,
     terminal_sends_the_pty_master_to_the_console_socket,
@@ -648,15 +696,41 @@ fn main() -> std::process::ExitCode {
     }
 }
 
-/// Reaps every child still around once a case is over: the fixture has SIGKILLed its
-/// container by then, so each remaining child is about to exit.
+/// Reaps every child still around once a case is over. The fixture has SIGKILLed its
+/// container by then; anything else still running (a case that failed half way) is our
+/// own child too and is killed by pid, so this cannot hang.
 fn reap_leftovers() {
     loop {
-        match nix::sys::wait::waitpid(None::<Pid>, None) {
-            Err(nix::errno::Errno::EINTR) | Ok(_) => continue,
+        match waitpid(None::<Pid>, Some(nix::sys::wait::WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::StillAlive) => {
+                for child in own_children() {
+                    let _ = nix::sys::signal::kill(child, Signal::SIGKILL);
+                }
+                // Blocks only until the next of them has died.
+                let _ = waitpid(None::<Pid>, None);
+            }
+            Ok(_) | Err(nix::errno::Errno::EINTR) => {}
             Err(_) => return,
         }
     }
+}
+
+/// Our live children, from /proc (field 4 of /proc/PID/stat is the parent pid).
+fn own_children() -> Vec<Pid> {
+    let me = std::process::id().to_string();
+    let Ok(entries) = fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|entry| {
+            let pid: i32 = entry.file_name().to_str()?.parse().ok()?;
+            let stat = fs::read_to_string(entry.path().join("stat")).ok()?;
+            let after_name = &stat[stat.rfind(')')? + 1..];
+            let ppid = after_name.split_whitespace().nth(1)?;
+            (ppid == me).then(|| Pid::from_raw(pid))
+        })
+        .collect()
 }
 
 /// libcontainer removes each container's cgroup on delete but not the shared parent.

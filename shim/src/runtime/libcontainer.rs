@@ -162,8 +162,11 @@ impl Runtime for LibcontainerRuntime {
     fn exec(&self, opts: ExecOptions<'_>) -> Result<u32, ShimError> {
         let id = opts.id;
         let dir = self.state_dir(id)?;
-        if !dir.join("state.json").exists() {
-            return Err(self.not_found(id));
+        // Checked here as well as in libcontainer so a paused or stopped container is a
+        // precondition failure (409 for the API), not an opaque helper error.
+        let status = self.load(id)?.status();
+        if status != ContainerStatus::Running {
+            return Err(wrong_state("exec in", id, status));
         }
         let pid_file = absolute("pid file", opts.pid_file)?;
         let console_socket = opts
