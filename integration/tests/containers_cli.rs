@@ -331,7 +331,7 @@ fn logs_follow_events_and_attach() {
     events
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null());
-    let mut events = events.spawn().unwrap();
+    let events = events.spawn().unwrap();
     std::thread::sleep(std::time::Duration::from_millis(500));
     ok(d, &["run", "--rm", "--name", "evented", "single", "true"]);
     // logs -f follows until the container stops
