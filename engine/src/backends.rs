@@ -34,6 +34,11 @@ pub fn build(config: &Config, store: Arc<Store>) -> anyhow::Result<Built> {
     let events = Arc::new(EventBus::new());
     let containers = ContainerService::new(config.clone(), images.clone(), events.clone())
         .context("cannot set up the container service")?;
+    let users = containers.clone();
+    images.set_in_use(Arc::new(move || {
+        let users = users.clone();
+        Box::pin(async move { users.image_users().await })
+    }));
     let system = Arc::new(SystemService::new(
         config.clone(),
         images.clone(),

@@ -207,6 +207,19 @@ fn images_users_read_only_roots_and_memory_limits() {
     let st = &inspect(d, "hog")["State"];
     assert_eq!(st["OOMKilled"], true, "{st}");
     assert_eq!(st["ExitCode"], 137);
+    // images used by containers keep their layers: rmi is refused, prune skips them
+    let out = d.docker(&["rmi", "single"]).unwrap();
+    assert!(!out.status.success(), "rmi of a used image succeeded");
+    assert!(
+        stderr(&out).contains("is using its referenced image"),
+        "{}",
+        stderr(&out)
+    );
+    ok(d, &["image", "prune", "-a", "-f"]);
+    assert!(ok(d, &["images"]).contains("single"));
+    assert_eq!(ok(d, &["start", "-a", "writer"]), "");
+    ok(d, &["rm", "writer", "hog"]);
+    ok(d, &["rmi", "single"]);
 }
 
 #[test]

@@ -564,6 +564,15 @@ impl ContainerService {
         (r, p, s)
     }
 
+    /// `(image ID, container ID)` of every container.
+    pub async fn image_users(&self) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        for c in self.all() {
+            out.push((c.ctr.lock().await.rec.image.clone(), c.id.clone()));
+        }
+        out
+    }
+
     /// Image IDs referenced by any container.
     pub async fn images_in_use(&self) -> Vec<String> {
         let mut out = Vec::new();

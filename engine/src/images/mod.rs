@@ -28,7 +28,13 @@ pub struct ImageService {
     store: Arc<Store>,
     registry: RegistryClient,
     max_concurrent_downloads: usize,
+    /// Which images containers use (set by the daemon's wiring): they keep their layers.
+    in_use: std::sync::OnceLock<InUse>,
 }
+
+/// `(image ID, container ID)` for every container, from the container service.
+pub type InUse =
+    Arc<dyn Fn() -> futures::future::BoxFuture<'static, Vec<(String, String)>> + Send + Sync>;
 
 /// Everything list/inspect need about one image, read in one blocking call.
 struct ImageView {
@@ -48,6 +54,7 @@ impl ImageService {
             store,
             registry,
             max_concurrent_downloads,
+            in_use: std::sync::OnceLock::new(),
         }
     }
 
@@ -545,6 +552,7 @@ impl ImageBackend for ImageService {
         _noprune: bool,
     ) -> Result<Vec<ImageDeleteItem>, ApiError> {
         let (id, matched) = self.lookup(name).await?;
+        let user = self.container_using(&id).await;
         let store = self.store.clone();
         let refs = blocking(move || store.refs().map_err(errors::store)).await?;
         let all: Vec<String> = refs.for_image(&id);
@@ -559,6 +567,17 @@ impl ImageBackend for ImageService {
                 // Untag only, unless this was the last tag: then the digests go and the
                 // image with them, as dockerd does.
                 let last_tag = tags.iter().all(|t| **t == key);
+                if let (true, Some(c)) = (last_tag, &user) {
+                    if !force {
+                        return Err(ApiError::conflict(format!(
+                            "conflict: unable to remove repository reference {name:?} (must force) - container {} is using its referenced image {}",
+                            &c[..c.len().min(12)],
+                            names::short_id(&id)
+                        )));
+                    }
+                    // forced: the tag goes, the image stays for its container
+                    return self.untag_and_delete(id, vec![key], false).await;
+                }
                 if last_tag {
                     self.untag_and_delete(id, all, true).await
                 } else {
@@ -571,6 +590,13 @@ impl ImageBackend for ImageService {
                     return Err(ApiError::conflict(format!(
                         "conflict: unable to delete {} (must be forced) - image is referenced in multiple repositories",
                         names::short_id(&id)
+                    )));
+                }
+                if let Some(c) = &user {
+                    return Err(ApiError::conflict(format!(
+                        "conflict: unable to delete {} (cannot be forced) - image is being used by container {}",
+                        names::short_id(&id),
+                        &c[..c.len().min(12)]
                     )));
                 }
                 self.untag_and_delete(id, all, true).await
@@ -603,6 +629,9 @@ impl ImageBackend for ImageService {
         let before = self.layer_bytes().await?;
         for v in views {
             if dangling_only && !v.tags.is_empty() {
+                continue;
+            }
+            if self.container_using(&v.record.id).await.is_some() {
                 continue;
             }
             if until.is_some_and(|u| created_unix(&v.config) > u)
@@ -664,6 +693,22 @@ impl ImageService {
             })
             .collect();
         Ok((list, total))
+    }
+}
+
+impl ImageService {
+    /// Lets `rmi` and prune keep the images containers use.
+    pub fn set_in_use(&self, f: InUse) {
+        let _ = self.in_use.set(f);
+    }
+
+    /// A container using image `id`, if any.
+    async fn container_using(&self, id: &Digest) -> Option<String> {
+        let f = self.in_use.get()?.clone();
+        f().await
+            .into_iter()
+            .find(|(image, _)| image == id.as_str())
+            .map(|(_, c)| c)
     }
 }
 
