@@ -326,7 +326,14 @@ impl ContainerService {
             .and_then(Value::as_str)
             .filter(|h| !h.is_empty())
             .map(String::from)
-            .unwrap_or_else(|| id[..12].to_string());
+            .unwrap_or_else(|| {
+                // host networking shows the host's name, as dockerd does
+                let host_name = (host.get("NetworkMode").and_then(Value::as_str) == Some("host"))
+                    .then(|| nix::unistd::gethostname().ok())
+                    .flatten()
+                    .and_then(|h| h.into_string().ok());
+                host_name.unwrap_or_else(|| id[..12].to_string())
+            });
         let req = super::specreq::build(
             &id,
             &hostname,
