@@ -49,6 +49,19 @@ class UnixHTTP(http.client.HTTPConnection):
         self.sock.connect(self.path)
 
 
+class PodmanRunc(pb.Podman):
+    """podman's default crun refuses this machine's hybrid cgroups: use runc."""
+
+    def env(self, data_root, exec_root):
+        env = super().env(data_root, exec_root)
+        conf = env["CONTAINERS_CONF"]
+        with open(conf) as f:
+            text = f.read()
+        with open(conf, "w") as f:
+            f.write(text.replace("[engine]\n", '[engine]\nruntime = "runc"\n', 1))
+        return env
+
+
 class Running:
     """One engine, started in its own cgroup, with the bench image loaded."""
 
@@ -69,6 +82,15 @@ class Running:
             engine.command(self.data_root, self.exec_root, self.sock),
             env=engine.env(self.data_root, self.exec_root), stdout=self.logf,
             stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, preexec_fn=self.cg.join_self)
+        try:
+            self.wait_ready(image_tar)
+        except Exception:
+            tail = open(os.path.join(self.base, "engine.log"), "rb").read()[-500:]
+            self.stop()
+            raise RuntimeError(f"{engine.name}: {tail.decode('utf-8', 'replace')}")
+
+    def wait_ready(self, image_tar):
+        engine = self.engine
         t0 = time.monotonic()
         while True:
             if self.proc.poll() is not None:
@@ -107,8 +129,14 @@ class Running:
 
 
 def one_round(r, res):
-    res.setdefault("run_rm_s", []).append(
-        r.timed("run", "--rm", "--network", "none", IMAGE, "true"))
+    # a failing metric is reported (once) and skipped; the others still count
+    try:
+        res.setdefault("run_rm_s", []).append(
+            r.timed("run", "--rm", "--network", "none", IMAGE, "true"))
+    except RuntimeError as e:
+        if "run_rm_error" not in res:
+            res["run_rm_error"] = str(e)
+            pb.log(f"note: {e}")
     t = time.perf_counter()
     cid = r.docker("run", "-d", "--network", "none", IMAGE, "sh", "-c",
                    "trap 'exit 0' TERM; while true; do sleep 0.05; done").strip()
@@ -152,12 +180,13 @@ def main():
     ap.add_argument("--rounds", type=int, default=10)
     ap.add_argument("--engines", default="skiff,dockerd,podman")
     ap.add_argument("--skiff", default=os.path.join(REPO, "target/release/skiff"))
-    ap.add_argument("--workdir", default="/var/tmp/skiff-bench/run")
+    # short: podman refuses a runroot longer than 50 characters
+    ap.add_argument("--workdir", default="/var/tmp/srb")
     ap.add_argument("--out", default=os.path.join(REPO, "bench-out"))
     args = ap.parse_args()
     os.makedirs(args.workdir, exist_ok=True)
     os.makedirs(args.out, exist_ok=True)
-    engines = {"skiff": pb.Skiff, "dockerd": pb.Dockerd, "podman": pb.Podman}
+    engines = {"skiff": pb.Skiff, "dockerd": pb.Dockerd, "podman": PodmanRunc}
     chosen = []
     for name in args.engines.split(","):
         e = engines[name](args, "127.0.0.1:1", args.workdir)
@@ -227,6 +256,8 @@ def main():
     for n in names:
         print(f"\n{n}: processes {results[n].get('processes')}, shims {results[n].get('shims')}, "
               f"listed {results[n].get('list_count')}")
+        if results[n].get("run_rm_error"):
+            print(f"{n}: docker run --rm failed: {results[n]['run_rm_error']}")
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
     path = os.path.join(args.out, f"run-bench-{stamp}.json")
     with open(path, "w") as f:
