@@ -530,3 +530,29 @@ async fn several_attach_clients_get_the_streams_they_asked_for() {
     assert_eq!(state.exit.unwrap().code, 0);
     again.delete().await.unwrap();
 }
+
+#[tokio::test]
+async fn an_attach_client_that_does_not_read_never_blocks_the_container() {
+    // About 2 MB of output, far more than a unix socket buffers for a client that never reads.
+    let fx = Fixture::new("slow", &["seq", "1", "300000"], false, true);
+    let client = launch(Path::new(SHIM), &fx.options(false, false, None))
+        .await
+        .unwrap();
+    let mut lazy = attach(&client, None, false).await;
+    client.start().await.unwrap();
+    // A hang guard, not a timing assertion: a blocked shim would never let seq finish.
+    let exit = tokio::time::timeout(Duration::from_secs(300), client.wait())
+        .await
+        .expect("the container was blocked by an attach client that does not read")
+        .unwrap();
+    assert_eq!(exit.code, 0);
+    // The shim dropped the client: it got a part of the output, then EOF.
+    let mut got = Vec::new();
+    lazy.read_to_end(&mut got).await.unwrap();
+    assert!(got.len() < 2_000_000, "{} bytes", got.len());
+    // The log queue drops rather than blocks; whatever was written is in order.
+    let logged = fx.log_entries();
+    eprintln!("{} of 300000 lines logged", logged.len());
+    assert!(!logged.is_empty());
+    client.delete().await.unwrap();
+}

@@ -216,7 +216,9 @@ impl ProcIo {
                     Ok(n) if n > 0 => {
                         self.broadcast(stream, &buf[..n]);
                         if let Some(log) = &self.log {
-                            splitter.push(&buf[..n], |line| log.send(stream, line));
+                            let mut lines = Vec::new();
+                            splitter.push(&buf[..n], |line| lines.push(line));
+                            log.send(stream, lines);
                         }
                         i += 1;
                     }
@@ -225,7 +227,7 @@ impl ProcIo {
                     // EOF; a pty master reports EIO once the last slave fd is closed.
                     _ => {
                         if let Some(log) = &self.log {
-                            splitter.finish(|line| log.send(stream, line));
+                            splitter.finish(|line| log.send(stream, vec![line]));
                         }
                         outputs.remove(i);
                         let mut open = lock(&self.open_outputs);
@@ -237,7 +239,7 @@ impl ProcIo {
         }
         for (_, stream, splitter) in &mut outputs {
             if let Some(log) = &self.log {
-                splitter.finish(|line| log.send(*stream, line));
+                splitter.finish(|line| log.send(*stream, vec![line]));
             }
         }
         for client in lock(&self.clients).drain(..) {
