@@ -556,3 +556,20 @@ async fn an_attach_client_that_does_not_read_never_blocks_the_container() {
     assert!(!logged.is_empty());
     client.delete().await.unwrap();
 }
+
+#[tokio::test]
+async fn an_attach_client_that_reads_late_still_gets_all_the_output() {
+    // About 590 kB: more than the socket buffers, less than the shim keeps per client.
+    let fx = Fixture::new("late", &["seq", "1", "100000"], false, true);
+    let client = launch(Path::new(SHIM), &fx.options(false, false, None))
+        .await
+        .unwrap();
+    let mut late = attach(&client, None, false).await;
+    client.start().await.unwrap();
+    assert_eq!(client.wait().await.unwrap().code, 0);
+    let (out, _) = read_frames(&mut late).await;
+    let expected: String = (1..=100000).map(|i| format!("{i}\n")).collect();
+    assert_eq!(out.len(), expected.len());
+    assert!(out == expected.as_bytes());
+    client.delete().await.unwrap();
+}

@@ -6,6 +6,7 @@
 //! points stdout at /dev/null. It creates the task, serves the containerd Task ttrpc API on
 //! DIR/shim.sock and exits after the task is deleted (or on Shutdown).
 
+mod attach;
 mod console;
 mod io;
 mod logger;
