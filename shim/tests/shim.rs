@@ -14,6 +14,20 @@ use tokio::net::UnixStream;
 const SHIM: &str = env!("CARGO_BIN_EXE_skiff-shim");
 const APPLETS: &[&str] = &["sh", "echo", "cat", "sleep", "stty", "seq", "true", "head"];
 
+/// runc, or the embedded libcontainer with `SKIFF_SHIM_TEST_RUNTIME=libcontainer` (once
+/// helper B's runtime is merged the whole suite runs against both).
+fn test_runtime(root: PathBuf) -> RuntimeConfig {
+    if std::env::var("SKIFF_SHIM_TEST_RUNTIME").as_deref() == Ok("libcontainer") {
+        RuntimeConfig::Libcontainer { root }
+    } else {
+        RuntimeConfig::Cli {
+            path: "runc".into(),
+            args: vec![],
+            root,
+        }
+    }
+}
+
 /// One container: bundle, runc root and shim state in a temp dir; cleaned up on drop.
 struct Fixture {
     dir: tempfile::TempDir,
@@ -76,11 +90,7 @@ impl Fixture {
             id: self.id.clone(),
             bundle: self.dir.path().join("bundle"),
             state_dir: self.state_dir(),
-            runtime: RuntimeConfig::Cli {
-                path: "runc".into(),
-                args: vec![],
-                root: self.dir.path().join("runc-root"),
-            },
+            runtime: test_runtime(self.dir.path().join("runc-root")),
             terminal,
             open_stdin,
             stdin_once: open_stdin,
