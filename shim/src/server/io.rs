@@ -1,9 +1,9 @@
 //! A process's output pump and attach socket.
 //!
 //! One thread per process polls the process's output fds (stdout/stderr pipes, or the pty
-//! master), its attach listener and a wake pipe. Output goes to every attach client with a
-//! non-blocking send (a client that cannot keep up is dropped, never waited for) and, for the
-//! init process, to the log queue.
+//! master), its attach listener, its attach clients and a wake pipe. Output goes to every
+//! attach client (see [`super::attach`]: never waited for) and, for the init process, to the
+//! log queue.
 
 use std::fs::File;
 use std::io::{Read, Write};
@@ -17,15 +17,17 @@ use std::time::{Duration, Instant};
 use nix::errno::Errno;
 use nix::fcntl::OFlag;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-use nix::sys::socket::{send, MsgFlags};
 use serde::Deserialize;
 
 use crate::error::ShimError;
+use crate::server::attach::{Client, Clients};
 use crate::server::logger::{LineSplitter, LogSink, Stream};
 use crate::server::reaper::lock;
 
 /// How long a new attach client may take to send its header line.
 const HEADER_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long slow clients get to take their backlog once the process's output is complete.
+const FINAL_FLUSH: Duration = Duration::from_secs(5);
 
 #[derive(Deserialize)]
 struct AttachHeader {
@@ -45,12 +47,6 @@ enum StdinState {
     Closed,
 }
 
-struct Client {
-    stream: UnixStream,
-    stdout: bool,
-    stderr: bool,
-}
-
 /// The I/O side of one process (init or exec).
 pub(crate) struct ProcIo {
     terminal: bool,
@@ -62,7 +58,6 @@ pub(crate) struct ProcIo {
     stdin: Mutex<StdinState>,
     stdin_ready: Condvar,
     log: Option<Arc<LogSink>>,
-    clients: Mutex<Vec<Client>>,
     /// Output fds handed to the pump but not yet picked up.
     pending: Mutex<Vec<(OwnedFd, Stream)>>,
     /// Output fds not yet at EOF (pending ones included).
@@ -101,7 +96,6 @@ impl ProcIo {
             }),
             stdin_ready: Condvar::new(),
             log,
-            clients: Mutex::new(Vec::new()),
             pending: Mutex::new(Vec::new()),
             open_outputs: Mutex::new(0),
             drained: Condvar::new(),
@@ -168,12 +162,15 @@ impl ProcIo {
 
     fn run(self: Arc<Self>, listener: UnixListener, wake: OwnedFd) {
         let mut outputs: Vec<(File, Stream, LineSplitter)> = Vec::new();
+        let mut clients = Clients::new(self.terminal);
         let mut buf = vec![0u8; 32 * 1024];
         while !self.closed.load(Ordering::SeqCst) {
             for (fd, stream) in lock(&self.pending).drain(..) {
                 outputs.push((File::from(fd), stream, LineSplitter::default()));
             }
-            let (wake_ready, listen_ready, ready) = {
+            let is_ready = |p: &PollFd| p.revents().is_some_and(|r| !r.is_empty());
+            let (wake_ready, listen_ready, ready, writable, hung_up) = {
+                let targets = clients.poll_targets();
                 let mut fds = vec![
                     PollFd::new(wake.as_fd(), PollFlags::POLLIN),
                     PollFd::new(listener.as_fd(), PollFlags::POLLIN),
@@ -181,51 +178,72 @@ impl ProcIo {
                 for (f, _, _) in &outputs {
                     fds.push(PollFd::new(f.as_fd(), PollFlags::POLLIN));
                 }
+                for (fd, backlog) in &targets {
+                    let events = if *backlog {
+                        PollFlags::POLLOUT
+                    } else {
+                        PollFlags::empty()
+                    };
+                    fds.push(PollFd::new(*fd, events));
+                }
                 match poll(&mut fds, PollTimeout::NONE) {
                     Ok(_) => {}
                     Err(Errno::EINTR) => continue,
                     Err(_) => break,
                 }
-                let is_ready = |p: &PollFd| p.revents().is_some_and(|r| !r.is_empty());
-                let ready: Vec<bool> = fds[2..].iter().map(is_ready).collect();
-                (is_ready(&fds[0]), is_ready(&fds[1]), ready)
+                let split = 2 + outputs.len();
+                let ready: Vec<bool> = fds[2..split].iter().map(is_ready).collect();
+                let (writable, hung_up) = client_events(&fds[split..]);
+                (
+                    is_ready(&fds[0]),
+                    is_ready(&fds[1]),
+                    ready,
+                    writable,
+                    hung_up,
+                )
             };
             if wake_ready {
                 let mut sink = [0u8; 64];
                 while matches!(nix::unistd::read(wake.as_raw_fd(), &mut sink), Ok(n) if n > 0) {}
             }
+            clients.after_poll(&writable, &hung_up);
             // Accept before reading output: a client that connected before the output was
             // produced must see it.
             if listen_ready {
                 while let Ok((stream, _)) = listener.accept() {
-                    self.add_client(stream);
+                    self.add_client(&mut clients, stream);
                 }
             }
             let mut i = 0;
-            let mut index = 0;
-            while i < outputs.len() {
-                if !ready[index] {
+            for ready in ready {
+                if !ready {
                     i += 1;
-                    index += 1;
                     continue;
                 }
-                index += 1;
                 let (file, stream, splitter) = &mut outputs[i];
                 let stream = *stream;
                 match file.read(&mut buf) {
                     Ok(n) if n > 0 => {
-                        self.broadcast(stream, &buf[..n]);
+                        clients.broadcast(stream, &buf[..n]);
                         if let Some(log) = &self.log {
-                            splitter.push(&buf[..n], |line| log.send(stream, line));
+                            let mut lines = Vec::new();
+                            splitter.push(&buf[..n], |line| lines.push(line));
+                            log.send(stream, lines);
                         }
                         i += 1;
                     }
-                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => i += 1,
-                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => i += 1,
+                    Err(e)
+                        if matches!(
+                            e.kind(),
+                            std::io::ErrorKind::Interrupted | std::io::ErrorKind::WouldBlock
+                        ) =>
+                    {
+                        i += 1
+                    }
                     // EOF; a pty master reports EIO once the last slave fd is closed.
                     _ => {
                         if let Some(log) = &self.log {
-                            splitter.finish(|line| log.send(stream, line));
+                            splitter.finish(|line| log.send(stream, vec![line]));
                         }
                         outputs.remove(i);
                         let mut open = lock(&self.open_outputs);
@@ -237,28 +255,51 @@ impl ProcIo {
         }
         for (_, stream, splitter) in &mut outputs {
             if let Some(log) = &self.log {
-                splitter.finish(|line| log.send(*stream, line));
+                splitter.finish(|line| log.send(*stream, vec![line]));
             }
         }
-        for client in lock(&self.clients).drain(..) {
-            let _ = client.stream.shutdown(std::net::Shutdown::Both);
+        drop(outputs);
+        // Give slow clients their backlog, bounded, then disconnect everyone.
+        let deadline = Instant::now() + FINAL_FLUSH;
+        while clients.has_backlog() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            let (writable, hung_up) = {
+                let targets = clients.poll_targets();
+                let mut fds: Vec<PollFd> = targets
+                    .iter()
+                    .map(|(fd, backlog)| {
+                        let events = if *backlog {
+                            PollFlags::POLLOUT
+                        } else {
+                            PollFlags::empty()
+                        };
+                        PollFd::new(*fd, events)
+                    })
+                    .collect();
+                let timeout = PollTimeout::try_from(left).unwrap_or(PollTimeout::MAX);
+                if matches!(poll(&mut fds, timeout), Err(e) if e != Errno::EINTR) {
+                    break;
+                }
+                client_events(&fds)
+            };
+            clients.after_poll(&writable, &hung_up);
         }
+        clients.close_all();
         let _ = std::fs::remove_file(&self.socket_path);
     }
 
     /// Reads the client's header line and registers it; a client that wants stdin gets a
     /// thread copying its bytes to the process.
-    fn add_client(self: &Arc<Self>, stream: UnixStream) {
+    fn add_client(self: &Arc<Self>, clients: &mut Clients, stream: UnixStream) {
         let Some(header) = read_header(&stream) else {
             return;
         };
         // Registered even without output streams, so that close() disconnects it.
         let Ok(out) = stream.try_clone() else { return };
-        lock(&self.clients).push(Client {
-            stream: out,
-            stdout: header.stdout,
-            stderr: header.stderr,
-        });
+        clients.add(Client::new(out, header.stdout, header.stderr));
         if header.stdin && !matches!(*lock(&self.stdin), StdinState::Closed) {
             let io = self.clone();
             let _ = std::thread::Builder::new()
@@ -305,45 +346,21 @@ impl ProcIo {
             }
         }
     }
+}
 
-    fn broadcast(&self, stream: Stream, data: &[u8]) {
-        let mut clients = lock(&self.clients);
-        if clients.is_empty() {
-            return;
-        }
-        let frame = if self.terminal {
-            data.to_vec()
-        } else {
-            let mut f = Vec::with_capacity(8 + data.len());
-            f.push(match stream {
-                Stream::Stdout => 1,
-                Stream::Stderr => 2,
-            });
-            f.extend_from_slice(&[0, 0, 0]);
-            f.extend_from_slice(&(data.len() as u32).to_be_bytes());
-            f.extend_from_slice(data);
-            f
-        };
-        clients.retain(|c| {
-            let wanted = (self.terminal && (c.stdout || c.stderr))
-                || match stream {
-                    Stream::Stdout => c.stdout,
-                    Stream::Stderr => c.stderr,
-                };
-            if !wanted {
-                return true;
-            }
-            let flags = MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_NOSIGNAL;
-            match send(c.stream.as_raw_fd(), &frame, flags) {
-                Ok(n) if n == frame.len() => true,
-                // A partial frame cannot be completed without blocking: drop the client.
-                _ => {
-                    let _ = c.stream.shutdown(std::net::Shutdown::Both);
-                    false
-                }
-            }
-        });
-    }
+/// Per client: (writable, hung up) from poll results.
+fn client_events(fds: &[PollFd]) -> (Vec<bool>, Vec<bool>) {
+    let flags: Vec<PollFlags> = fds
+        .iter()
+        .map(|p| p.revents().unwrap_or(PollFlags::empty()))
+        .collect();
+    let writable = flags
+        .iter()
+        .map(|r| r.contains(PollFlags::POLLOUT))
+        .collect();
+    let gone = PollFlags::POLLHUP | PollFlags::POLLERR | PollFlags::POLLNVAL;
+    let hung_up = flags.iter().map(|r| r.intersects(gone)).collect();
+    (writable, hung_up)
 }
 
 fn read_header(stream: &UnixStream) -> Option<AttachHeader> {

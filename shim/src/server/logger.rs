@@ -4,7 +4,7 @@
 //! full, drop the line and count it.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::Write;
+use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
@@ -14,8 +14,9 @@ use chrono::{DateTime, Utc};
 
 use crate::types::format_time;
 
-/// Lines queued between the output pumps and the writer.
-const QUEUE_LINES: usize = 1024;
+/// Read chunks (each up to 32 KiB of lines) queued between the output pumps and the writer:
+/// at most about 2 MiB waits for the disk.
+const QUEUE_CHUNKS: usize = 64;
 /// Docker splits lines longer than this into several log entries.
 pub(crate) const MAX_LINE: usize = 16 * 1024;
 
@@ -35,9 +36,10 @@ impl Stream {
 }
 
 enum LogMsg {
-    Line {
+    /// The lines of one read, stamped with the read time.
+    Lines {
         stream: Stream,
-        data: Vec<u8>,
+        lines: Vec<Vec<u8>>,
         time: DateTime<Utc>,
     },
     Flush(SyncSender<()>),
@@ -60,7 +62,7 @@ impl LogSink {
             fs::create_dir_all(parent)?;
         }
         let writer = JsonFile::open(path, max_size, max_file.max(1))?;
-        let (tx, rx) = sync_channel(QUEUE_LINES);
+        let (tx, rx) = sync_channel(QUEUE_CHUNKS);
         std::thread::Builder::new()
             .name("log-writer".into())
             .spawn(move || writer.run(rx))?;
@@ -70,15 +72,19 @@ impl LogSink {
         })
     }
 
-    /// Queues one log entry; never blocks.
-    pub(crate) fn send(&self, stream: Stream, data: Vec<u8>) {
-        let msg = LogMsg::Line {
+    /// Queues log entries; never blocks (drops and counts them when the queue is full).
+    pub(crate) fn send(&self, stream: Stream, lines: Vec<Vec<u8>>) {
+        if lines.is_empty() {
+            return;
+        }
+        let count = lines.len() as u64;
+        let msg = LogMsg::Lines {
             stream,
-            data,
+            lines,
             time: Utc::now(),
         };
         if let Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) = self.tx.try_send(msg) {
-            self.dropped.fetch_add(1, Ordering::Relaxed);
+            self.dropped.fetch_add(count, Ordering::Relaxed);
         }
     }
 
@@ -126,7 +132,7 @@ impl LineSplitter {
 
 struct JsonFile {
     path: PathBuf,
-    file: File,
+    file: BufWriter<File>,
     size: u64,
     max_size: Option<u64>,
     max_file: u32,
@@ -136,6 +142,7 @@ impl JsonFile {
     fn open(path: PathBuf, max_size: Option<u64>, max_file: u32) -> std::io::Result<Self> {
         let file = OpenOptions::new().create(true).append(true).open(&path)?;
         let size = file.metadata()?.len();
+        let file = BufWriter::new(file);
         Ok(JsonFile {
             path,
             file,
@@ -146,17 +153,32 @@ impl JsonFile {
     }
 
     fn run(mut self, rx: Receiver<LogMsg>) {
-        for msg in rx {
-            match msg {
-                LogMsg::Line { stream, data, time } => {
-                    let entry = entry_json(stream, &data, &time);
+        while let Ok(msg) = rx.recv() {
+            self.handle(msg);
+            // Batch whatever else is queued, then hand it to the kernel.
+            while let Ok(msg) = rx.try_recv() {
+                self.handle(msg);
+            }
+            let _ = self.file.flush();
+        }
+    }
+
+    fn handle(&mut self, msg: LogMsg) {
+        match msg {
+            LogMsg::Lines {
+                stream,
+                lines,
+                time,
+            } => {
+                let time = format_time(&time);
+                for line in lines {
                     // A full disk loses log lines, never the container.
-                    let _ = self.write(entry.as_bytes());
+                    let _ = self.write(entry_json(stream, &line, &time).as_bytes());
                 }
-                LogMsg::Flush(ack) => {
-                    let _ = self.file.flush();
-                    let _ = ack.try_send(());
-                }
+            }
+            LogMsg::Flush(ack) => {
+                let _ = self.file.flush();
+                let _ = ack.try_send(());
             }
         }
     }
@@ -174,8 +196,9 @@ impl JsonFile {
 
     /// `path` -> `path.1` -> ... -> `path.<max_file-1>`; with max_file 1 the file is truncated.
     fn rotate(&mut self) -> std::io::Result<()> {
+        self.file.flush()?;
         if self.max_file <= 1 {
-            self.file.set_len(0)?;
+            self.file.get_ref().set_len(0)?;
             self.size = 0;
             return Ok(());
         }
@@ -186,10 +209,11 @@ impl JsonFile {
             }
         }
         fs::rename(&self.path, numbered(&self.path, 1))?;
-        self.file = OpenOptions::new()
+        let file = OpenOptions::new()
             .create(true)
             .append(true)
             .open(&self.path)?;
+        self.file = BufWriter::new(file);
         self.size = 0;
         Ok(())
     }
@@ -201,15 +225,12 @@ fn numbered(path: &Path, n: u32) -> PathBuf {
     PathBuf::from(name)
 }
 
-fn entry_json(stream: Stream, data: &[u8], time: &DateTime<Utc>) -> String {
-    let value = serde_json::json!({
-        "log": String::from_utf8_lossy(data),
-        "stream": stream.name(),
-        "time": format_time(time),
-    });
-    let mut line = value.to_string();
-    line.push('\n');
-    line
+fn entry_json(stream: Stream, data: &[u8], time: &str) -> String {
+    let log = serde_json::Value::String(String::from_utf8_lossy(data).into_owned());
+    format!(
+        "{{\"log\":{log},\"stream\":\"{}\",\"time\":\"{time}\"}}\n",
+        stream.name()
+    )
 }
 
 #[cfg(test)]
@@ -236,11 +257,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("c.log");
         let mut f = JsonFile::open(path.clone(), Some(100), 3).unwrap();
-        let now = Utc::now();
+        let now = format_time(&Utc::now());
         for i in 0..10 {
             let e = entry_json(Stream::Stderr, format!("line {i}\n").as_bytes(), &now);
             f.write(e.as_bytes()).unwrap();
         }
+        f.file.flush().unwrap();
         let first: serde_json::Value =
             serde_json::from_str(fs::read_to_string(&path).unwrap().lines().next().unwrap())
                 .unwrap();

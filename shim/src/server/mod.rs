@@ -6,6 +6,7 @@
 //! points stdout at /dev/null. It creates the task, serves the containerd Task ttrpc API on
 //! DIR/shim.sock and exits after the task is deleted (or on Shutdown).
 
+mod attach;
 mod console;
 mod io;
 mod logger;
@@ -55,7 +56,11 @@ pub fn run_shim_main(state_dir: &Path) -> ExitCode {
     match serve(opts) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            let message = e.to_string();
+            // The launcher wraps the message in ShimError::Launch again.
+            let message = match e {
+                ShimError::Launch(m) => m,
+                other => other.to_string(),
+            };
             let _ = std::fs::write(state_dir.join(ERROR_FILE), &message);
             report(&format!("error {message}"));
             ExitCode::FAILURE

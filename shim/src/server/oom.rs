@@ -54,3 +54,27 @@ pub(crate) fn oom_kills(files: &[PathBuf]) -> u64 {
         })
         .sum()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn oom_kill_counters_are_summed() {
+        let dir = tempfile::tempdir().unwrap();
+        let v1 = dir.path().join("memory.oom_control");
+        std::fs::write(&v1, "oom_kill_disable 0\nunder_oom 0\noom_kill 2\n").unwrap();
+        let v2 = dir.path().join("memory.events");
+        std::fs::write(&v2, "low 0\nhigh 0\nmax 4\noom 1\noom_kill 1\n").unwrap();
+        let missing = dir.path().join("gone");
+        assert_eq!(oom_kills(&[v1, v2, missing]), 3);
+    }
+
+    #[test]
+    fn own_memory_cgroup_is_found() {
+        // Every process is in some cgroup; on this host the memory controller or v2 applies.
+        let files = counter_files(std::process::id());
+        assert!(!files.is_empty());
+        assert!(files.iter().all(|f| f.starts_with("/sys/fs/cgroup")));
+    }
+}
