@@ -196,3 +196,60 @@ fn reap_helper(helper: Pid) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reports_the_pid_the_work_returns() {
+        assert_eq!(run_forked("create", "t", || Ok(42)).unwrap(), 42);
+    }
+
+    #[test]
+    fn reports_the_error_message() {
+        let err = run_forked("exec", "t", || Err("no such binary".to_owned())).unwrap_err();
+        assert!(
+            matches!(err, ShimError::Libcontainer { op: "exec", .. }),
+            "{err}"
+        );
+        assert!(err.to_string().contains("no such binary"), "{err}");
+    }
+
+    #[test]
+    fn a_panic_in_the_helper_is_an_error() {
+        let err = run_forked("create", "t", || panic!("bad state")).unwrap_err();
+        assert!(err.to_string().contains("panicked"), "{err}");
+    }
+
+    #[test]
+    fn a_helper_that_exits_without_reporting_is_an_error() {
+        let err = run_forked("create", "t", || {
+            // SAFETY: ends the forked helper at once, as a crash would.
+            unsafe { libc::_exit(3) }
+        })
+        .unwrap_err();
+        assert!(matches!(err, ShimError::RuntimeHelper { .. }), "{err}");
+    }
+
+    #[test]
+    fn the_helper_starts_with_default_signal_handling() {
+        // Rust ignores SIGPIPE in every binary; containers must not inherit that.
+        let ignored_in_parent = disposition(libc::SIGPIPE) == libc::SIG_IGN;
+        let default_in_helper = run_forked("create", "t", || {
+            Ok(u32::from(disposition(libc::SIGPIPE) == libc::SIG_DFL))
+        })
+        .unwrap();
+        assert!(ignored_in_parent);
+        assert_eq!(default_in_helper, 1);
+    }
+
+    fn disposition(signal: libc::c_int) -> libc::sighandler_t {
+        // SAFETY: a zeroed sigaction is a valid out-parameter; a null new action only queries.
+        unsafe {
+            let mut old: libc::sigaction = std::mem::zeroed();
+            libc::sigaction(signal, std::ptr::null(), &mut old);
+            old.sa_sigaction
+        }
+    }
+}
