@@ -2,7 +2,7 @@
 //!
 //! Why: libcontainer's builders act on the calling process. They clone the container
 //! processes from it, change its working directory (console socket setup), mark it
-//! non-dumpable and write its oom_score_adj. The shim is multi-threaded (tokio), so we
+//! non-dumpable and write its oom_score_adj. The shim is multi-threaded, so we
 //! fork a helper that does the work and reports the new pid over a pipe. The container
 //! processes are the helper's children; when the helper exits they are re-parented to
 //! the nearest subreaper (the shim), which reaps them. We only ever wait for the helper.
@@ -109,7 +109,7 @@ where
 }
 
 /// Container processes inherit the helper's signal state across exec: undo the shim's
-/// (Rust ignores SIGPIPE; tokio and the reaper may block or handle signals).
+/// (Rust ignores SIGPIPE; the shim's threads may block or handle signals).
 fn reset_signals() {
     let default = SigAction::new(SigHandler::SigDfl, SaFlags::empty(), SigSet::empty());
     for signal in Signal::iterator() {
