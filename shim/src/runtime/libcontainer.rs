@@ -468,3 +468,58 @@ fn chain(err: &dyn StdError) -> String {
     }
     message
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_cannot_leave_the_state_root() {
+        let runtime = LibcontainerRuntime::new(PathBuf::from("/run/skiff/libcontainer"));
+        for bad in ["", ".", "..", "../x", "a/b", "a b", "x\0"] {
+            let err = runtime.state_dir(bad).unwrap_err();
+            assert!(matches!(err, ShimError::RuntimeInvalidId { .. }), "{bad:?}");
+        }
+        assert_eq!(
+            runtime.state_dir("0a1b-c_d+e.f").unwrap(),
+            Path::new("/run/skiff/libcontainer/0a1b-c_d+e.f")
+        );
+    }
+
+    #[test]
+    fn relative_paths_are_refused() {
+        let runtime = LibcontainerRuntime::new(PathBuf::from("relative/root"));
+        let err = runtime.ensure_root().unwrap_err();
+        assert!(matches!(err, ShimError::RuntimeInvalidRoot { .. }), "{err}");
+        let err = absolute("bundle", Path::new("bundle")).unwrap_err();
+        assert!(err.to_string().contains("absolute"), "{err}");
+    }
+
+    #[test]
+    fn operations_on_an_unknown_container_are_not_found() {
+        let dir = tempfile::tempdir().unwrap();
+        let runtime = LibcontainerRuntime::new(dir.path().to_path_buf());
+        for err in [
+            runtime.start("nope").unwrap_err(),
+            runtime.kill("nope", libc::SIGTERM, false).unwrap_err(),
+            runtime.pause("nope").unwrap_err(),
+            runtime.pids("nope").unwrap_err(),
+        ] {
+            assert!(
+                matches!(err, ShimError::RuntimeContainerNotFound { .. }),
+                "{err}"
+            );
+        }
+        // Deleting what is not there is fine: cleanup must always be possible.
+        runtime.delete("nope", false).unwrap();
+    }
+
+    #[test]
+    fn error_chains_keep_every_cause_once() {
+        let inner = std::io::Error::other("permission denied");
+        let outer = LibcontainerError::OtherIO(inner);
+        let text = chain(&outer);
+        assert!(text.contains("permission denied"), "{text}");
+        assert_eq!(text.matches("permission denied").count(), 1, "{text}");
+    }
+}

@@ -2,7 +2,7 @@
 //!
 //! Why: libcontainer's builders act on the calling process. They clone the container
 //! processes from it, change its working directory (console socket setup), mark it
-//! non-dumpable and write its oom_score_adj. The shim is multi-threaded (tokio), so we
+//! non-dumpable and write its oom_score_adj. The shim is multi-threaded, so we
 //! fork a helper that does the work and reports the new pid over a pipe. The container
 //! processes are the helper's children; when the helper exits they are re-parented to
 //! the nearest subreaper (the shim), which reaps them. We only ever wait for the helper.
@@ -109,7 +109,7 @@ where
 }
 
 /// Container processes inherit the helper's signal state across exec: undo the shim's
-/// (Rust ignores SIGPIPE; tokio and the reaper may block or handle signals).
+/// (Rust ignores SIGPIPE; the shim's threads may block or handle signals).
 fn reset_signals() {
     let default = SigAction::new(SigHandler::SigDfl, SaFlags::empty(), SigSet::empty());
     for signal in Signal::iterator() {
@@ -193,6 +193,63 @@ fn reap_helper(helper: Pid) {
         match waitpid(helper, None) {
             Err(Errno::EINTR) => continue,
             _ => return,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reports_the_pid_the_work_returns() {
+        assert_eq!(run_forked("create", "t", || Ok(42)).unwrap(), 42);
+    }
+
+    #[test]
+    fn reports_the_error_message() {
+        let err = run_forked("exec", "t", || Err("no such binary".to_owned())).unwrap_err();
+        assert!(
+            matches!(err, ShimError::Libcontainer { op: "exec", .. }),
+            "{err}"
+        );
+        assert!(err.to_string().contains("no such binary"), "{err}");
+    }
+
+    #[test]
+    fn a_panic_in_the_helper_is_an_error() {
+        let err = run_forked("create", "t", || panic!("bad state")).unwrap_err();
+        assert!(err.to_string().contains("panicked"), "{err}");
+    }
+
+    #[test]
+    fn a_helper_that_exits_without_reporting_is_an_error() {
+        let err = run_forked("create", "t", || {
+            // SAFETY: ends the forked helper at once, as a crash would.
+            unsafe { libc::_exit(3) }
+        })
+        .unwrap_err();
+        assert!(matches!(err, ShimError::RuntimeHelper { .. }), "{err}");
+    }
+
+    #[test]
+    fn the_helper_starts_with_default_signal_handling() {
+        // Rust ignores SIGPIPE in every binary; containers must not inherit that.
+        let ignored_in_parent = disposition(libc::SIGPIPE) == libc::SIG_IGN;
+        let default_in_helper = run_forked("create", "t", || {
+            Ok(u32::from(disposition(libc::SIGPIPE) == libc::SIG_DFL))
+        })
+        .unwrap();
+        assert!(ignored_in_parent);
+        assert_eq!(default_in_helper, 1);
+    }
+
+    fn disposition(signal: libc::c_int) -> libc::sighandler_t {
+        // SAFETY: a zeroed sigaction is a valid out-parameter; a null new action only queries.
+        unsafe {
+            let mut old: libc::sigaction = std::mem::zeroed();
+            libc::sigaction(signal, std::ptr::null(), &mut old);
+            old.sa_sigaction
         }
     }
 }
