@@ -32,6 +32,7 @@ pub fn build(config: &Config, store: Arc<Store>) -> anyhow::Result<Built> {
         config.max_concurrent_downloads,
     ));
     let events = Arc::new(EventBus::new());
+    images.set_events(events.clone());
     let containers = ContainerService::new(config.clone(), images.clone(), events.clone())
         .context("cannot set up the container service")?;
     let users = containers.clone();

@@ -30,6 +30,8 @@ pub struct ImageService {
     max_concurrent_downloads: usize,
     /// Which images containers use (set by the daemon's wiring): they keep their layers.
     in_use: std::sync::OnceLock<InUse>,
+    /// Where image events (pull, tag, untag, delete) go (set by the daemon's wiring).
+    events: std::sync::OnceLock<Arc<crate::containers::events::EventBus>>,
 }
 
 /// `(image ID, container ID)` for every container, from the container service.
@@ -55,6 +57,7 @@ impl ImageService {
             registry,
             max_concurrent_downloads,
             in_use: std::sync::OnceLock::new(),
+            events: std::sync::OnceLock::new(),
         }
     }
 
@@ -339,7 +342,11 @@ fn parse_timestamp(s: &str) -> Result<i64, ApiError> {
 #[async_trait]
 impl ImageBackend for ImageService {
     async fn pull(&self, req: PullRequest, progress: Progress) -> Result<(), ApiError> {
-        pull::pull(self, req, progress).await
+        let reference = req.reference();
+        pull::pull(self, req, progress).await?;
+        let name = names::familiar(&reference);
+        self.event("pull", &name, &name);
+        Ok(())
     }
 
     async fn push(
@@ -542,66 +549,28 @@ impl ImageBackend for ImageService {
         };
         let key = names::store_key(&target);
         let store = self.store.clone();
-        blocking(move || store.set_tag(&key, &id).map_err(errors::store)).await
+        let (key2, id2) = (key.clone(), id.clone());
+        blocking(move || store.set_tag(&key2, &id2).map_err(errors::store)).await?;
+        self.event("tag", id.as_str(), &names::familiar(&key));
+        Ok(())
     }
 
     async fn remove(
         &self,
         name: &str,
         force: bool,
-        _noprune: bool,
+        noprune: bool,
     ) -> Result<Vec<ImageDeleteItem>, ApiError> {
-        let (id, matched) = self.lookup(name).await?;
-        let user = self.container_using(&id).await;
-        let store = self.store.clone();
-        let refs = blocking(move || store.refs().map_err(errors::store)).await?;
-        let all: Vec<String> = refs.for_image(&id);
-        let tags: Vec<&String> = refs
-            .tags
-            .iter()
-            .filter(|(_, v)| **v == id)
-            .map(|(k, _)| k)
-            .collect();
-        match matched {
-            Matched::Reference(key) => {
-                // Untag only, unless this was the last tag: then the digests go and the
-                // image with them, as dockerd does.
-                let last_tag = tags.iter().all(|t| **t == key);
-                if let (true, Some(c)) = (last_tag, &user) {
-                    if !force {
-                        return Err(ApiError::conflict(format!(
-                            "conflict: unable to remove repository reference {name:?} (must force) - container {} is using its referenced image {}",
-                            &c[..c.len().min(12)],
-                            names::short_id(&id)
-                        )));
-                    }
-                    // forced: the tag goes, the image stays for its container
-                    return self.untag_and_delete(id, vec![key], false).await;
-                }
-                if last_tag {
-                    self.untag_and_delete(id, all, true).await
-                } else {
-                    self.untag_and_delete(id, vec![key], false).await
-                }
-            }
-            Matched::Id => {
-                let repos: BTreeSet<String> = tags.iter().map(|t| names::repository(t)).collect();
-                if repos.len() > 1 && !force {
-                    return Err(ApiError::conflict(format!(
-                        "conflict: unable to delete {} (must be forced) - image is referenced in multiple repositories",
-                        names::short_id(&id)
-                    )));
-                }
-                if let Some(c) = &user {
-                    return Err(ApiError::conflict(format!(
-                        "conflict: unable to delete {} (cannot be forced) - image is being used by container {}",
-                        names::short_id(&id),
-                        &c[..c.len().min(12)]
-                    )));
-                }
-                self.untag_and_delete(id, all, true).await
+        let (id, _) = self.lookup(name).await?;
+        let items = self.remove_image(name, force, noprune).await?;
+        for i in &items {
+            match i {
+                ImageDeleteItem::Untagged(t) => self.event("untag", id.as_str(), t),
+                ImageDeleteItem::Deleted(d) if d == id.as_str() => self.event("delete", d, d),
+                ImageDeleteItem::Deleted(_) => {}
             }
         }
+        Ok(items)
     }
 
     async fn load(
@@ -709,6 +678,81 @@ impl ImageService {
             .into_iter()
             .find(|(image, _)| image == id.as_str())
             .map(|(_, c)| c)
+    }
+}
+
+impl ImageService {
+    fn event(&self, action: &str, id: &str, name: &str) {
+        if let Some(bus) = self.events.get() {
+            let attrs = std::collections::BTreeMap::from([("name".to_string(), name.to_string())]);
+            bus.publish(crate::containers::events::Event::new(
+                "image", action, id, attrs,
+            ));
+        }
+    }
+
+    /// Sends image events to the daemon's event bus.
+    pub fn set_events(&self, bus: Arc<crate::containers::events::EventBus>) {
+        let _ = self.events.set(bus);
+    }
+
+    async fn remove_image(
+        &self,
+        name: &str,
+        force: bool,
+        _noprune: bool,
+    ) -> Result<Vec<ImageDeleteItem>, ApiError> {
+        let (id, matched) = self.lookup(name).await?;
+        let user = self.container_using(&id).await;
+        let store = self.store.clone();
+        let refs = blocking(move || store.refs().map_err(errors::store)).await?;
+        let all: Vec<String> = refs.for_image(&id);
+        let tags: Vec<&String> = refs
+            .tags
+            .iter()
+            .filter(|(_, v)| **v == id)
+            .map(|(k, _)| k)
+            .collect();
+        match matched {
+            Matched::Reference(key) => {
+                // Untag only, unless this was the last tag: then the digests go and the
+                // image with them, as dockerd does.
+                let last_tag = tags.iter().all(|t| **t == key);
+                if let (true, Some(c)) = (last_tag, &user) {
+                    if !force {
+                        return Err(ApiError::conflict(format!(
+                            "conflict: unable to remove repository reference {name:?} (must force) - container {} is using its referenced image {}",
+                            &c[..c.len().min(12)],
+                            names::short_id(&id)
+                        )));
+                    }
+                    // forced: the tag goes, the image stays for its container
+                    return self.untag_and_delete(id, vec![key], false).await;
+                }
+                if last_tag {
+                    self.untag_and_delete(id, all, true).await
+                } else {
+                    self.untag_and_delete(id, vec![key], false).await
+                }
+            }
+            Matched::Id => {
+                let repos: BTreeSet<String> = tags.iter().map(|t| names::repository(t)).collect();
+                if repos.len() > 1 && !force {
+                    return Err(ApiError::conflict(format!(
+                        "conflict: unable to delete {} (must be forced) - image is referenced in multiple repositories",
+                        names::short_id(&id)
+                    )));
+                }
+                if let Some(c) = &user {
+                    return Err(ApiError::conflict(format!(
+                        "conflict: unable to delete {} (cannot be forced) - image is being used by container {}",
+                        names::short_id(&id),
+                        &c[..c.len().min(12)]
+                    )));
+                }
+                self.untag_and_delete(id, all, true).await
+            }
+        }
     }
 }
 
