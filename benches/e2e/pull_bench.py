@@ -295,6 +295,8 @@ class Podman(Engine):
             f.write(f"""[containers]
 default_ulimits = ["nofile=20000:20000", "nproc=32768:32768"]
 [engine]
+# crun refuses this machine's hybrid cgroup layout; runc works
+runtime = "runc"
 cgroup_manager = "cgroupfs"
 events_logger = "file"
 events_logfile_path = "{exec_root}/events.log"
