@@ -162,6 +162,34 @@ fn images_users_read_only_roots_and_memory_limits() {
         ),
         "nobody\n"
     );
+    // a named volume outlives its containers; a bind mount shows the host directory
+    ok(
+        d,
+        &[
+            "run",
+            "--rm",
+            "-v",
+            "vol1:/v",
+            "single",
+            "sh",
+            "-c",
+            "echo kept > /v/f",
+        ],
+    );
+    assert_eq!(
+        ok(
+            d,
+            &["run", "--rm", "-v", "vol1:/v:ro", "single", "cat", "/v/f"]
+        ),
+        "kept\n"
+    );
+    let host = tempfile::tempdir().unwrap();
+    std::fs::write(host.path().join("h"), "from host").unwrap();
+    let bind = format!("{}:/h", host.path().display());
+    assert_eq!(
+        ok(d, &["run", "--rm", "-v", &bind, "single", "cat", "/h/h"]),
+        "from host"
+    );
     // read-only root
     let out = d
         .docker(&["run", "--rm", "--read-only", "single", "touch", "/x"])

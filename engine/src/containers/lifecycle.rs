@@ -135,8 +135,11 @@ impl ContainerService {
         let dir = c.dir.clone();
         let state_dir = c.state_dir.clone();
         let lowers = image.lowers.clone();
+        let volumes = self.inner.cfg.data_root.join("volumes");
         let prepared = crate::images::blocking(move || {
-            prepare_bundle(&rec, &dir, &state_dir, &lowers, image_rc, init_path)
+            prepare_bundle(
+                &rec, &dir, &state_dir, &lowers, image_rc, init_path, &volumes,
+            )
         })
         .await;
         let cleanup = |dir: PathBuf, state_dir: PathBuf| async move {
@@ -716,6 +719,7 @@ fn prepare_bundle(
     lowers: &[PathBuf],
     image: ImageRuntimeConfig,
     init_path: Option<PathBuf>,
+    volumes_root: &std::path::Path,
 ) -> Result<(), ApiError> {
     let merged = rootfs::mount_rootfs(dir, lowers).map_err(internal)?;
     let result = (|| {
@@ -765,6 +769,8 @@ fn prepare_bundle(
             },
             init_path,
         );
+        let mut req = req;
+        req.volume_paths = named_volumes(&req, volumes_root)?;
         let spec = spec::build_spec(&req, &merged).map_err(spec_err)?;
         std::fs::create_dir_all(state_dir)
             .map_err(|e| internal(format!("cannot create {}: {e}", state_dir.display())))?;
@@ -778,6 +784,48 @@ fn prepare_bundle(
         let _ = std::fs::remove_dir_all(state_dir);
     }
     result
+}
+
+/// Named volumes (`-v name:/path`, `Mounts` of type volume) as plain local directories
+/// `data-root/volumes/<name>/_data`, created on first use as `docker run` does.
+fn named_volumes(
+    req: &spec::SpecRequest,
+    root: &std::path::Path,
+) -> Result<std::collections::BTreeMap<String, PathBuf>, ApiError> {
+    let mut names: Vec<String> = req
+        .mounts
+        .iter()
+        .filter(|m| m.kind == spec::MountKind::Volume)
+        .map(|m| m.source.clone())
+        .collect();
+    for b in &req.binds {
+        if let Ok(m) = spec::parse_bind(b) {
+            if m.kind == spec::MountKind::Volume {
+                names.push(m.source);
+            }
+        }
+    }
+    let mut out = std::collections::BTreeMap::new();
+    for name in names {
+        let valid = name.len() >= 2
+            && name
+                .chars()
+                .next()
+                .is_some_and(|c| c.is_ascii_alphanumeric())
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
+        if !valid {
+            return Err(ApiError::invalid_argument(format!(
+                "invalid volume name {name:?}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
+            )));
+        }
+        let data = root.join(&name).join("_data");
+        std::fs::create_dir_all(&data)
+            .map_err(|e| internal(format!("cannot create volume {name}: {e}")))?;
+        out.insert(name, data);
+    }
+    Ok(out)
 }
 
 #[cfg(test)]
