@@ -473,6 +473,25 @@ fn restore_after_a_shim_died_and_restart_policies_at_daemon_start() {
             "while true; do sleep 0.1; done",
         ],
     );
+    // manually stopped: `always` comes back when the daemon starts, `unless-stopped` does not
+    for (name, policy) in [("back", "always"), ("stays", "unless-stopped")] {
+        ok(
+            &c.daemon,
+            &[
+                "run",
+                "-d",
+                "--name",
+                name,
+                "--restart",
+                policy,
+                "single",
+                "sh",
+                "-c",
+                "trap 'exit 0' TERM; while true; do sleep 0.1; done",
+            ],
+        );
+        ok(&c.daemon, &["stop", name]);
+    }
     let orphan = inspect(&c.daemon, "orphan");
     let orphan_pid = orphan["State"]["Pid"].as_u64().unwrap() as i32;
     let keeper = inspect(&c.daemon, "keeper");
@@ -518,4 +537,6 @@ fn restore_after_a_shim_died_and_restart_policies_at_daemon_start() {
         v["State"]["Running"] == true && v["State"]["Pid"].as_u64() != Some(keeper_pid as u64)
     }));
     assert!(inspect(d, "keeper")["RestartCount"].as_u64().unwrap() >= 1);
+    assert!(eventually(10, || inspect(d, "back")["State"]["Running"] == true));
+    assert_eq!(inspect(d, "stays")["State"]["Running"], false);
 }

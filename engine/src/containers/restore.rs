@@ -46,8 +46,9 @@ impl ContainerService {
             let ctr = c.ctr.lock().await;
             let policy = Policy::from_host_config(&ctr.rec.host_config).unwrap_or(Policy::NO);
             if !ctr.rec.state.running
-                && (policy.start_on_boot(ctr.rec.manually_stopped) || was_restarting)
-                && !ctr.rec.manually_stopped
+                // `always` comes back even after a manual stop; `unless-stopped` does not
+                && (policy.start_on_boot(ctr.rec.manually_stopped)
+                    || (was_restarting && !ctr.rec.manually_stopped))
                 && ctr.restart_timer.is_none()
             {
                 to_start.push(c.clone());
@@ -59,6 +60,8 @@ impl ContainerService {
             if ctr.rec.state.running || ctr.removing {
                 continue;
             }
+            // started by the daemon: the policy applies to its next exit again
+            ctr.rec.manually_stopped = false;
             if let Err(e) = self.start_locked(&c, &mut ctr).await {
                 tracing::warn!(id = %c.id, "starting by restart policy failed: {}", e.message);
             }
