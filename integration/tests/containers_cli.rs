@@ -75,6 +75,26 @@ fn core_flow(runtime: &str) {
         .unwrap();
     assert_eq!(stdout(&out), "to-exec\n");
 
+    // exec with user, working directory and environment
+    assert_eq!(
+        ok(
+            d,
+            &[
+                "exec",
+                "-u",
+                "1000",
+                "-w",
+                "/tmp",
+                "-e",
+                "X=42",
+                "web",
+                "sh",
+                "-c",
+                "id -u; pwd; echo $X"
+            ]
+        ),
+        "1000\n/tmp\n42\n"
+    );
     // top, stats, rename, update
     let top = ok(d, &["top", "web"]);
     assert!(top.lines().next().unwrap().contains("PID"), "{top}");
@@ -161,6 +181,19 @@ fn images_users_read_only_roots_and_memory_limits() {
             &["run", "--rm", "--user", "nobody", "single", "id", "-un"]
         ),
         "nobody\n"
+    );
+    // --init runs the built-in init as PID 1; host networking shows the host's name
+    let ps = ok(d, &["run", "--rm", "--init", "single", "ps"]);
+    assert!(ps.contains("1 root") && ps.contains("docker-init"), "{ps}");
+    let host_name = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+    let host_name = host_name.trim();
+    assert_eq!(
+        ok(
+            d,
+            &["run", "--rm", "--network", "host", "single", "hostname"]
+        )
+        .trim(),
+        host_name
     );
     // a named volume outlives its containers; a bind mount shows the host directory
     ok(
