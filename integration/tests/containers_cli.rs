@@ -388,6 +388,17 @@ fn live_restore_after_daemon_sigkill() {
     let count = || ok(d, &["logs", "one"]).lines().count();
     let before = count();
     assert!(eventually(10, || count() > before + 3));
+    // a clean SIGTERM of the daemon leaves them running too
+    c.daemon.stop().unwrap();
+    c.daemon.restart().unwrap();
+    let d = &c.daemon;
+    for (n, pid) in names.iter().zip(&pids) {
+        assert_eq!(
+            inspect(d, n)["State"]["Pid"].as_u64().unwrap(),
+            *pid,
+            "{n} after SIGTERM"
+        );
+    }
     // the restored containers are fully controllable
     ok(d, &["exec", "two", "true"]);
     ok(d, &["stop", "-t", "1", "one", "two", "three"]);
