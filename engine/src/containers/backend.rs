@@ -322,8 +322,41 @@ impl ContainerBackend for ContainerService {
         &self,
         id: &str,
         opts: AttachOptions,
-        conn: HijackedStream,
+        mut conn: HijackedStream,
     ) -> Result<(), ApiError> {
+        use tokio::io::AsyncWriteExt;
+        if opts.logs {
+            // the past output first, in the stream's own format (frames unless tty)
+            let mut logs = ContainerBackend::logs(
+                self,
+                id,
+                LogsOptions {
+                    follow: false,
+                    stdout: opts.stdout,
+                    stderr: opts.stderr,
+                    since: None,
+                    until: None,
+                    timestamps: false,
+                    tail: None,
+                },
+            )
+            .await?;
+            while let Some(frame) = logs.frames.next().await {
+                let frame = frame?;
+                let bytes = if logs.tty {
+                    frame.data
+                } else {
+                    skiff_api::mux::frame(frame.stream as u8, &frame.data)
+                };
+                if conn.write_all(&bytes).await.is_err() {
+                    return Ok(());
+                }
+            }
+        }
+        if !opts.stream {
+            let _ = conn.shutdown().await;
+            return Ok(());
+        }
         ContainerService::attach(
             self,
             id,
