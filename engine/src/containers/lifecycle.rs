@@ -332,6 +332,13 @@ impl ContainerService {
         if let Err(e) = self.save(&ctr.rec) {
             tracing::error!(id = %c.id, "cannot record the exit: {e}");
         }
+        // execs die with their container; forget them so the table stays small
+        ctr.exec_ids.clear();
+        self.inner
+            .execs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|_, e| e.container_id != c.id);
         if exit.oom_killed {
             self.publish("oom", &ctr.rec, &[]);
         }
