@@ -14,6 +14,8 @@ use skiff_integration::{test_images, Daemon, DaemonOptions};
 
 pub struct Ctx {
     pub daemon: Daemon,
+    /// Holds the daemon.json of `SKIFF_TEST_RUNTIME` (read again at restarts).
+    _config: tempfile::TempDir,
 }
 
 impl Drop for Ctx {
@@ -32,18 +34,36 @@ impl Drop for Ctx {
     }
 }
 
-/// A fresh daemon (extra `args`) with `single` and `multi` loaded.
+/// A fresh daemon (extra `args`) with `single` and `multi` loaded. With
+/// `SKIFF_TEST_RUNTIME=runc` (or any runtime name) the daemon's default runtime is that one,
+/// so the whole suite runs on it.
 pub fn ctx_with(args: &[&str]) -> Ctx {
     let imgs = test_images().unwrap();
+    let mut args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+    let config_dir = tempfile::tempdir().unwrap();
+    if let Ok(rt) = std::env::var("SKIFF_TEST_RUNTIME") {
+        let cfg = config_dir.path().join("daemon.json");
+        std::fs::write(
+            &cfg,
+            serde_json::json!({ "default-runtime": rt }).to_string(),
+        )
+        .unwrap();
+        args.push("--config-file".into());
+        args.push(cfg.display().to_string());
+    }
     let daemon = Daemon::start(DaemonOptions {
-        args: args.iter().map(|s| s.to_string()).collect(),
+        args,
         ..DaemonOptions::default()
     })
     .unwrap();
+
     for name in ["single", "multi"] {
         load(&daemon, &imgs.layout(name), name);
     }
-    Ctx { daemon }
+    Ctx {
+        daemon,
+        _config: config_dir,
+    }
 }
 
 pub fn ctx() -> Ctx {
