@@ -17,6 +17,7 @@ mod fastdiff;
 mod format;
 mod inspect;
 mod matching;
+mod rsync_patch;
 mod tarscan;
 
 pub use apply::{apply, Applied};
@@ -26,3 +27,4 @@ pub use dirbase::DirBase;
 pub use error::{DeltaError, ErrorKind, Result};
 pub use format::VERSION as FORMAT_VERSION;
 pub use inspect::{inspect, DeltaInfo};
+pub use rsync_patch::{is_rsync_delta, rsync_patch, ConcatBasis, Patched, RSYNC_DELTA_MAGIC};
