@@ -195,6 +195,12 @@ pub fn apply_layer(
         .map(|l| l.chain_id.clone())
         .collect();
     let sizes = plan.base_tar_sizes.clone();
+    let base_ids: Vec<String> = plan
+        .base
+        .layers
+        .iter()
+        .map(|l| l.diff_id.to_string())
+        .collect();
     let produce = |w: &mut dyn Write| -> io::Result<()> {
         let mut hashed = HashRead {
             inner: blob,
@@ -214,7 +220,7 @@ pub fn apply_layer(
                     "delta layer {i} holds {name:?}, not {DELTA_ENTRY:?}; this is not a delta image layer"
                 )));
             }
-            apply_entry(store, &base_chain, &sizes, &mut entry, w)?;
+            apply_entry(store, &base_chain, &base_ids, &sizes, &mut entry, w)?;
             // the tar must end here: one entry only
             io::copy(&mut entry, &mut io::sink())?;
             if entries.next().is_some() {
@@ -321,6 +327,7 @@ fn layer_tar(store: &Arc<Store>, chain: &Digest) -> Box<dyn Read + Send> {
 fn apply_entry(
     store: &Arc<Store>,
     base_chain: &[Digest],
+    base_diff_ids: &[String],
     base_sizes: &[u64],
     entry: &mut dyn Read,
     out: &mut dyn Write,
@@ -336,6 +343,16 @@ fn apply_entry(
         });
         skiff_delta::rsync_patch(&mut basis, &mut br, out).map_err(io_err)?;
         return Ok(());
+    }
+    // a skiff delta names the base layers it was made against: refuse another base early
+    if let Some(want) = skiff_delta::header_base_diff_ids(&head).map_err(io_err)? {
+        if want != base_diff_ids {
+            return Err(io::Error::other(format!(
+                "the delta was made against base layers [{}] but the local base image has [{}]; the base image differs from the one the delta was made for, pull the full image instead",
+                want.join(", "),
+                base_diff_ids.join(", ")
+            )));
+        }
     }
     let roots = base_chain
         .iter()
