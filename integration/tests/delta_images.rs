@@ -653,7 +653,7 @@ fn balena_rdiff_deltas_apply_by_pull_and_by_load() {
 #[test]
 fn sigkill_during_a_delta_pull_leaves_old_state_or_new() {
     let w = world();
-    let proxy = SlowProxy::start(w.registry.host_port(), 256, Duration::from_millis(2));
+    let proxy = SlowProxy::start(w.registry.host_port(), 64, Duration::from_millis(5));
     let mut d = Daemon::start(DaemonOptions {
         insecure_registries: vec![w.registry.host_port().to_string(), proxy.addr().to_string()],
         ..DaemonOptions::default()
@@ -664,7 +664,7 @@ fn sigkill_during_a_delta_pull_leaves_old_state_or_new() {
         .delta_ref
         .replacen(w.registry.host_port(), proxy.addr(), 1);
     let mut whole = 0;
-    for delay_ms in [50u64, 150, 300, 600, 1200, 2500] {
+    for delay_ms in [20u64, 60, 120, 250, 500, 1000] {
         let mut child = d
             .docker_command(&["pull", &via_proxy])
             .stdout(Stdio::null())

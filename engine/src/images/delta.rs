@@ -323,6 +323,10 @@ fn layer_tar(store: &Arc<Store>, chain: &Digest) -> Box<dyn Read + Send> {
     }))
 }
 
+/// Bytes of a `delta` file read ahead to recognise it (a skiff header with 4096 base
+/// layers is 131 KiB; longer headers just skip the early base check).
+const HEAD_LEN: usize = 64 * 1024;
+
 /// Applies one `delta` file: a skiff delta or a librsync delta, by magic.
 fn apply_entry(
     store: &Arc<Store>,
@@ -332,8 +336,11 @@ fn apply_entry(
     entry: &mut dyn Read,
     out: &mut dyn Write,
 ) -> io::Result<()> {
-    let mut br = BufReader::with_capacity(64 * 1024, entry);
-    let head = br.fill_buf()?.to_vec();
+    // the first bytes decide the format (and hold a skiff delta's header); reads may be
+    // short, so fill the head fully before looking, then replay it
+    let mut head = Vec::with_capacity(HEAD_LEN);
+    entry.take(HEAD_LEN as u64).read_to_end(&mut head)?;
+    let mut br = io::Cursor::new(head.clone()).chain(entry);
     if skiff_delta::is_rsync_delta(&head) {
         let mut basis = ConcatBasis::new(base_sizes, |l| {
             let chain = base_chain
@@ -343,6 +350,11 @@ fn apply_entry(
         });
         skiff_delta::rsync_patch(&mut basis, &mut br, out).map_err(io_err)?;
         return Ok(());
+    }
+    if !head.starts_with(b"SKFDELTA") {
+        return Err(io::Error::other(
+            "the delta layer's file is neither a skiff delta nor a librsync delta; recreate the delta or pull the full image instead",
+        ));
     }
     // a skiff delta names the base layers it was made against: refuse another base early
     if let Some(want) = skiff_delta::header_base_diff_ids(&head).map_err(io_err)? {
