@@ -73,6 +73,15 @@ def build_os(work):
         run(["chroot", r2, "apt-get", "clean"], env=env)
     finally:
         run(["umount", r2 / "proc"])
+    # as image builds do (debian:*-slim, `rm -rf /var/lib/apt/lists/*`): no package
+    # indexes or downloaded .debs in the layer
+    for r in (r1, r2):
+        for d in (r / "var/lib/apt/lists", r / "var/cache/apt/archives"):
+            for p in d.glob("*"):
+                if p.is_file() and p.name != "lock":
+                    p.unlink()
+            for p in (d / "partial").glob("*"):
+                p.unlink()
     make_tar(r1, v1)
     make_tar(r2, v2)
     shutil.rmtree(r1)
@@ -133,23 +142,29 @@ def build_app(work):
 
 # ---------------------------------------------------------------------- measuring
 
+TIMEOUT = 1200
+
+
 def measure(cmd, stdout=None):
-    """Runs cmd; returns (seconds, peak RSS bytes) of that child alone."""
+    """Runs cmd under /usr/bin/time; returns (seconds, peak RSS bytes) of cmd alone (a
+    child forked from this python would inherit its RSS into ru_maxrss)."""
+    rss_file = Path(f"/tmp/delta-bench-rss.{os.getpid()}")
     t0 = time.monotonic()
     out = open(stdout, "wb") if stdout else subprocess.DEVNULL
     try:
-        p = subprocess.Popen([str(c) for c in cmd], stdout=out, stderr=subprocess.PIPE)
-        _, status, ru = os.wait4(p.pid, 0)
-        err = p.stderr.read().decode(errors="replace")
-        p.stderr.close()
+        p = subprocess.run(["/usr/bin/time", "-f", "%M", "-o", str(rss_file), *[str(c) for c in cmd]],
+                           stdout=out, stderr=subprocess.PIPE, timeout=TIMEOUT)
+    except subprocess.TimeoutExpired:
+        raise RuntimeError(f"{cmd[0]} took more than {TIMEOUT} s")
     finally:
         if stdout:
             out.close()
     secs = time.monotonic() - t0
-    code = os.waitstatus_to_exitcode(status)
-    if code != 0:
-        raise RuntimeError(f"{cmd[0]} exited {code}: {err[-2000:]}")
-    return secs, ru.ru_maxrss * 1024
+    if p.returncode != 0:
+        raise RuntimeError(f"{cmd[0]} exited {p.returncode}: {p.stderr.decode(errors='replace')[-500:]}")
+    rss_kib = int(rss_file.read_text().split()[-1])
+    rss_file.unlink()
+    return secs, rss_kib * 1024
 
 
 def gz_size(path):
@@ -177,9 +192,9 @@ def tools(skiff):
     return {
         "skiff": sk,
         "rdiff -b 512 (balena), gz": (
-            lambda b, t, d: [["rdiff", "-b", "512", "signature", b, f"{d}.sig"],
-                             ["rdiff", "-b", "512", "delta", f"{d}.sig", t, d]],
-            lambda b, d, o: (["rdiff", "patch", b, d, o], None),
+            lambda b, t, d: [["rdiff", "-f", "-b", "512", "signature", b, f"{d}.sig"],
+                             ["rdiff", "-f", "-b", "512", "delta", f"{d}.sig", t, d]],
+            lambda b, d, o: (["rdiff", "-f", "patch", b, d, o], None),
             gz_size,
         ),
         "xdelta3 -9": (
