@@ -4,6 +4,7 @@
 # image-layer pairs:
 #   os      two debootstrap minbase bookworm roots; v2 = v1 + bookworm-updates/security
 #           upgrades + a few more packages (an OS update)
+#   os-upgrade  the same v1; v2 = v1 + the upgrades only
 #   app     a Rust program compiled twice with a one-line source change (a rebuilt binary)
 #   config  the same application layer with one config value changed
 #

@@ -89,6 +89,38 @@ def build_os(work):
     return v1, v2
 
 
+def build_os_upgrade(work, v1):
+    """v1 + the point release's updates and security fixes only (no new packages)."""
+    out = work / "os-v2u.tar"
+    if out.exists():
+        return out
+    root = work / "os-v2u"
+    if root.exists():
+        shutil.rmtree(root)
+    root.mkdir()
+    run(["tar", "--numeric-owner", "--xattrs", "--xattrs-include=*", "-C", root, "-xf", v1])
+    (root / "etc/apt/sources.list").write_text(
+        f"deb http://deb.debian.org/debian {SUITE} main\n"
+        f"deb http://deb.debian.org/debian {SUITE}-updates main\n"
+        f"deb http://deb.debian.org/debian-security {SUITE}-security main\n")
+    shutil.copy("/etc/resolv.conf", root / "etc/resolv.conf")
+    run(["mount", "-t", "proc", "proc", root / "proc"])
+    try:
+        env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+        run(["chroot", root, "apt-get", "update"], env=env)
+        run(["chroot", root, "apt-get", "-y", "upgrade"], env=env)
+        run(["chroot", root, "apt-get", "clean"], env=env)
+    finally:
+        run(["umount", root / "proc"])
+    for d in (root / "var/lib/apt/lists", root / "var/cache/apt/archives"):
+        for p in d.glob("*"):
+            if p.is_file() and p.name != "lock":
+                p.unlink()
+    make_tar(root, out)
+    shutil.rmtree(root)
+    return out
+
+
 APP_SRC = r'''
 use std::collections::BTreeMap;
 use std::io::{self, BufRead, Write};
@@ -294,7 +326,7 @@ def main():
                     help="skiff binary, or skiff-delta's `measure` example (default: target/release/skiff)")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--skip", default="", help="comma-separated tool names to skip (e.g. bsdiff)")
-    ap.add_argument("--pairs", default="os,app,config")
+    ap.add_argument("--pairs", default="os,os-upgrade,app,config")
     ap.add_argument("--corpus-only", action="store_true")
     a = ap.parse_args()
     if os.geteuid() != 0:
@@ -303,8 +335,11 @@ def main():
     work.mkdir(parents=True, exist_ok=True)
     pairs = a.pairs.split(",")
     corpus = {}
-    if "os" in pairs:
-        corpus["os"] = build_os(work)
+    if "os" in pairs or "os-upgrade" in pairs:
+        v1, v2 = build_os(work)
+        corpus["os"] = (v1, v2)
+        if "os-upgrade" in pairs:
+            corpus["os-upgrade"] = (v1, build_os_upgrade(work, v1))
     if "app" in pairs or "config" in pairs:
         v1, v2, v3 = build_app(work)
         corpus["app"] = (v1, v2)
