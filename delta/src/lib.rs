@@ -27,4 +27,6 @@ pub use dirbase::DirBase;
 pub use error::{DeltaError, ErrorKind, Result};
 pub use format::VERSION as FORMAT_VERSION;
 pub use inspect::{header_base_diff_ids, inspect, DeltaInfo};
-pub use rsync_patch::{is_rsync_delta, rsync_patch, ConcatBasis, Patched, RSYNC_DELTA_MAGIC};
+pub use rsync_patch::{
+    is_rsync_delta, rsync_patch, rsync_patch_limited, ConcatBasis, Patched, RSYNC_DELTA_MAGIC,
+};

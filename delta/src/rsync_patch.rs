@@ -49,6 +49,19 @@ pub fn rsync_patch(
     delta: &mut dyn Read,
     out: &mut dyn Write,
 ) -> Result<Patched> {
+    rsync_patch_limited(basis, delta, out, u64::MAX)
+}
+
+/// [`rsync_patch`] that fails once the copies add up to more than `max_copied` bytes.
+/// Each copy command is at most 17 bytes but may repeat the whole basis, so a tiny
+/// delta could otherwise expand into terabytes before any check of the result; literal
+/// bytes need no limit, they are bounded by the delta's own size.
+pub fn rsync_patch_limited(
+    basis: &mut dyn ReadSeek,
+    delta: &mut dyn Read,
+    out: &mut dyn Write,
+    max_copied: u64,
+) -> Result<Patched> {
     let mut magic = [0u8; 4];
     read_exact(delta, &mut magic, "librsync delta magic")?;
     if u32::from_be_bytes(magic) != RSYNC_DELTA_MAGIC {
@@ -76,6 +89,11 @@ pub fn rsync_patch(
                 let k = usize::from(cmd - 0x45);
                 let start = read_int(delta, WIDTHS[k / 4], "copy start")?;
                 let len = read_int(delta, WIDTHS[k % 4], "copy length")?;
+                if done.copied.saturating_add(len) > max_copied {
+                    return Err(DeltaError::corrupt(format!(
+                        "the delta copies more than {max_copied} bytes from the basis"
+                    )));
+                }
                 copy(basis, out, start, len, &mut buf)?;
                 done.size += len;
                 done.copied += len;
@@ -301,6 +319,18 @@ mod tests {
             run(delta(&[0x45, 90, 20, 0])),
             Err(DeltaError::BaseMismatch { .. })
         ));
+        let mut cmds = vec![];
+        for _ in 0..10 {
+            cmds.extend([0x45, 0, 100]);
+        }
+        cmds.push(0);
+        assert!(rsync_patch_limited(
+            &mut Cursor::new(&basis),
+            &mut Cursor::new(delta(&cmds)),
+            &mut Vec::new(),
+            500
+        )
+        .is_err());
         let huge = [
             0x54, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0, 0, 0, 0, 9,
         ];

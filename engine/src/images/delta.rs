@@ -348,7 +348,9 @@ fn apply_entry(
                 .ok_or_else(|| io::Error::other("no such base layer"))?;
             Ok(layer_tar(store, chain) as Box<dyn Read>)
         });
-        skiff_delta::rsync_patch(&mut basis, &mut br, out).map_err(io_err)?;
+        // a target rarely repeats more than its basis: refuse copy bombs early
+        let limit = basis.len().saturating_mul(2).saturating_add(64 << 20);
+        skiff_delta::rsync_patch_limited(&mut basis, &mut br, out, limit).map_err(io_err)?;
         return Ok(());
     }
     if !head.starts_with(b"SKFDELTA") {
