@@ -438,6 +438,10 @@ fn device_pulls_a_published_delta_and_gets_the_exact_target() {
         inspect(&full_pull, &w.v2_ref).unwrap()["Id"],
         inspect(&d, &w.delta_ref).unwrap()["Id"]
     );
+    // pulling again changes nothing
+    let again = d.docker_ok(&["pull", &w.delta_ref]).unwrap();
+    assert!(again.contains("Image is up to date"), "{again}");
+    assert_is_target(&d, &w.delta_ref, &w.v2);
     // the base is intact, the delta image itself is not kept
     assert_is_target(&d, &w.v1_ref, &w.v1);
     assert!(tmp_entries(&d).is_empty());

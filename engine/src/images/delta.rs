@@ -418,7 +418,15 @@ pub async fn pull(
 ) -> Result<(), ApiError> {
     let store = svc.store.clone();
     let n = image.layers.len();
-    let plan = Arc::new(blocking(move || plan(&store, &delta, n)).await?);
+    let (plan, had_target) = blocking(move || {
+        let had = store
+            .image(&Digest::of(&delta.target_config))
+            .map_err(errors::store)?
+            .is_some();
+        Ok((plan(&store, &delta, n)?, had))
+    })
+    .await?;
+    let plan = Arc::new(plan);
     progress
         .status(
             format!("Pulling delta from {}", reference.path()),
@@ -460,12 +468,14 @@ pub async fn pull(
     progress
         .status(format!("Delta applied: {id}"), None)
         .await?;
+    let verdict = if had_target {
+        "Image is up to date for"
+    } else {
+        "Downloaded newer image for"
+    };
     progress
         .status(
-            format!(
-                "Status: Downloaded newer image for {}",
-                reference.familiar_string()
-            ),
+            format!("Status: {verdict} {}", reference.familiar_string()),
             None,
         )
         .await?;
