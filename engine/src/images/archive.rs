@@ -591,6 +591,7 @@ fn load_delta(
             &mut reader,
             blob.as_ref(),
             &cancel,
+            None,
         )?);
     }
     let id = super::delta::commit(store, &plan, staged, &img.tags)?;

@@ -13,12 +13,12 @@
 //! verified; on any error nothing is left behind.
 
 use std::io::{self, BufRead, BufReader, Read, Write};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use serde_json::{json, Value};
 use sha2::{Digest as _, Sha256};
-use skiff_api::{ApiError, ErrorKind, Progress};
+use skiff_api::{ApiError, ErrorKind, Progress, ProgressMessage};
 use skiff_delta::{ConcatBasis, CreateOptions, DeltaError, DirBase};
 use skiff_storage::{Digest, ExtractRequest, ImageRecord, NewImage, StagedLayer, Store};
 use tokio_util::io::SyncIoBridge;
@@ -31,6 +31,8 @@ use crate::registry::{Reference, Repository, ResolvedImage};
 pub const LABEL_BASE: &str = "io.resin.delta.base";
 pub const LABEL_CONFIG: &str = "io.resin.delta.config";
 pub const LABEL_VERSION: &str = "io.skiff.delta.version";
+/// How often a delta layer's byte count goes out while it streams.
+const PROGRESS_EVERY: std::time::Duration = std::time::Duration::from_millis(200);
 /// The one member of a delta layer tar.
 const DELTA_ENTRY: &str = "delta";
 /// The delta image format version skiff writes (the layout above; the skiff delta inside
@@ -160,12 +162,17 @@ pub fn plan(store: &Store, delta: &DeltaImage, delta_layers: usize) -> Result<Pl
 struct HashRead<'a> {
     inner: &'a mut (dyn Read + Send),
     h: Sha256,
+    /// Compressed bytes read so far, for progress.
+    seen: Option<&'a AtomicU64>,
 }
 
 impl Read for HashRead<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
         self.h.update(&buf[..n]);
+        if let Some(seen) = self.seen {
+            seen.fetch_add(n as u64, Ordering::Relaxed);
+        }
         Ok(n)
     }
 }
@@ -187,6 +194,7 @@ pub fn apply_layer(
     blob: &mut (dyn Read + Send),
     expected_blob: Option<&Digest>,
     cancel: &AtomicBool,
+    seen: Option<&AtomicU64>,
 ) -> Result<StagedLayer, ApiError> {
     let base_chain: Vec<Digest> = plan
         .base
@@ -205,6 +213,7 @@ pub fn apply_layer(
         let mut hashed = HashRead {
             inner: blob,
             h: Sha256::new(),
+            seen,
         };
         {
             let mut tar = tar::Archive::new(decompress(&mut hashed)?);
@@ -448,12 +457,38 @@ pub async fn pull(
         let blob = Digest::parse(desc.digest.as_str()).map_err(errors::store)?;
         let reader = SyncIoBridge::new(repo.blob_stream(desc));
         let (store, plan2, cancel2) = (svc.store.clone(), plan.clone(), cancel.clone());
-        let layer = tokio::task::spawn_blocking(move || {
+        let seen = Arc::new(AtomicU64::new(0));
+        let seen2 = seen.clone();
+        let task = tokio::task::spawn_blocking(move || {
             let mut reader = reader;
-            apply_layer(&store, &plan2, i, &mut reader, Some(&blob), &cancel2)
-        })
-        .await
-        .map_err(errors::join)??;
+            apply_layer(
+                &store,
+                &plan2,
+                i,
+                &mut reader,
+                Some(&blob),
+                &cancel2,
+                Some(&seen2),
+            )
+        });
+        tokio::pin!(task);
+        let mut tick = tokio::time::interval(PROGRESS_EVERY);
+        let mut last = u64::MAX;
+        let total = desc.size as i64;
+        let layer = loop {
+            tokio::select! {
+                r = &mut task => break r.map_err(errors::join)??,
+                _ = tick.tick() => {
+                    let n = seen.load(Ordering::Relaxed);
+                    if n != last {
+                        last = n;
+                        progress
+                            .send(ProgressMessage::progress("Downloading delta", &short(i), n as i64, total))
+                            .await?;
+                    }
+                }
+            }
+        };
         progress.status("Delta applied", Some(&short(i))).await?;
         staged.push(layer);
     }
