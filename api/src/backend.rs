@@ -74,6 +74,21 @@ pub trait ImageBackend: Send + Sync {
     async fn save(&self, names: Vec<String>, out: TarWriter) -> Result<(), ApiError>;
     /// `filters` keys are validated: `dangling`, `label`, `label!`, `until`.
     async fn prune(&self, filters: Filters) -> Result<PruneReport, ApiError>;
+    /// `POST /images/delta` (balenaEngine): makes a delta image that rebuilds `dest` from
+    /// `src`, tagged `tag` when given. Progress as `{"status":…}` lines ending with
+    /// `Created delta: sha256:…`. An error before the first message becomes an HTTP status.
+    async fn delta(
+        &self,
+        src: &str,
+        dest: &str,
+        tag: Option<&str>,
+        progress: Progress,
+    ) -> Result<(), ApiError> {
+        let _ = (src, dest, tag, progress);
+        Err(ApiError::not_found(
+            "image deltas are not supported by this daemon",
+        ))
+    }
 }
 
 /// `/containers/...`. `id` is a full or unique-prefix ID or a name (with or without `/`);

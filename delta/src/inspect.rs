@@ -133,3 +133,47 @@ fn skip(body: &mut dyn Read, len: u64, what: &str) -> Result<()> {
     }
     Ok(())
 }
+
+/// The base diff_ids (`sha256:<hex>`, bottom to top) a delta was made against, read from
+/// its header alone, so a caller can refuse a wrong base before applying anything.
+/// `head` is the start of the delta; `Ok(None)` when it is too short to hold the header.
+pub fn header_base_diff_ids(head: &[u8]) -> Result<Option<Vec<String>>> {
+    let mut r = head;
+    match Header::read(&mut r) {
+        Ok(h) => Ok(Some(
+            h.base_diff_ids
+                .iter()
+                .map(|d| format!("sha256:{}", hex::encode(d)))
+                .collect(),
+        )),
+        Err(DeltaError::Corrupt(m)) if m.contains("truncated") => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+#[cfg(test)]
+mod header_tests {
+    use super::*;
+
+    #[test]
+    fn base_diff_ids_come_from_the_header_alone() {
+        let h = Header {
+            version: format::VERSION,
+            target_size: 5,
+            target_sha256: [9; 32],
+            base_diff_ids: vec![[1; 32], [2; 32]],
+        };
+        let mut bytes = Vec::new();
+        h.write(&mut bytes).unwrap();
+        let ids = header_base_diff_ids(&bytes).unwrap().unwrap();
+        assert_eq!(
+            ids,
+            vec![
+                format!("sha256:{}", "01".repeat(32)),
+                format!("sha256:{}", "02".repeat(32))
+            ]
+        );
+        assert_eq!(header_base_diff_ids(&bytes[..20]).unwrap(), None);
+        assert!(header_base_diff_ids(b"rs\x026....").is_err());
+    }
+}

@@ -17,6 +17,7 @@ mod fastdiff;
 mod format;
 mod inspect;
 mod matching;
+mod rsync_patch;
 mod tarscan;
 
 pub use apply::{apply, Applied};
@@ -25,4 +26,7 @@ pub use create::{create, CreateOptions, DeltaStats};
 pub use dirbase::DirBase;
 pub use error::{DeltaError, ErrorKind, Result};
 pub use format::VERSION as FORMAT_VERSION;
-pub use inspect::{inspect, DeltaInfo};
+pub use inspect::{header_base_diff_ids, inspect, DeltaInfo};
+pub use rsync_patch::{
+    is_rsync_delta, rsync_patch, rsync_patch_limited, ConcatBasis, Patched, RSYNC_DELTA_MAGIC,
+};

@@ -32,6 +32,7 @@ pub(crate) enum ImageRoute {
     Save(String),
     Remove(String),
     Push(String),
+    Delta,
 }
 
 /// `path` is what follows `/images`.
@@ -45,6 +46,7 @@ pub(crate) fn match_route(method: &Method, path: &str) -> Matched<ImageRoute> {
         "load" => Some((Method::POST, ImageRoute::Load)),
         "prune" => Some((Method::POST, ImageRoute::Prune)),
         "get" => Some((Method::GET, ImageRoute::SaveMany)),
+        "delta" => Some((Method::POST, ImageRoute::Delta)),
         _ => None,
     };
     if let Some((m, route)) = fixed {
@@ -134,6 +136,21 @@ pub(crate) async fn handle(
             let auth = registry_auth(&req)?;
             let (progress, rx) = Progress::channel();
             let fut = Box::pin(async move { images.push(&name, &tag, auth, progress).await });
+            Ok(drive::json_lines(fut, rx, Start::FirstMessage).await)
+        }
+        ImageRoute::Delta => {
+            let need = |k: &str| {
+                q.non_empty(k).map(str::to_string).ok_or_else(|| {
+                    ApiError::invalid_argument(format!(
+                        "{k} is required: pass ?src=BASE_IMAGE&dest=TARGET_IMAGE"
+                    ))
+                })
+            };
+            let (src, dest) = (need("src")?, need("dest")?);
+            let tag = q.non_empty("t").map(str::to_string);
+            let (progress, rx) = Progress::channel();
+            let fut =
+                Box::pin(async move { images.delta(&src, &dest, tag.as_deref(), progress).await });
             Ok(drive::json_lines(fut, rx, Start::FirstMessage).await)
         }
         ImageRoute::Inspect(name) => {
@@ -266,6 +283,7 @@ mod tests {
         assert_eq!(found(Method::GET, "/json"), ImageRoute::List);
         assert_eq!(found(Method::POST, "/create"), ImageRoute::Create);
         assert_eq!(found(Method::GET, "/get"), ImageRoute::SaveMany);
+        assert_eq!(found(Method::POST, "/delta"), ImageRoute::Delta);
         assert_eq!(
             found(Method::GET, "/127.0.0.1:5000/foo/bar:1/json"),
             ImageRoute::Inspect("127.0.0.1:5000/foo/bar:1".into())

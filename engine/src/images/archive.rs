@@ -517,6 +517,10 @@ fn load_archive(store: &Arc<Store>, path: &Path) -> Result<Vec<String>, ApiError
     let mut lines = Vec::new();
     for img in images {
         let config = ar.bytes(&img.config)?;
+        if let Some(d) = super::delta::detect(&config)? {
+            lines.extend(load_delta(store, &ar, &img, d)?);
+            continue;
+        }
         let diff_ids = super::pull::diff_ids(&config, img.layers.len())?;
         let mut parent: Option<Digest> = None;
         let mut chain = Vec::new();
@@ -562,6 +566,42 @@ fn load_archive(store: &Arc<Store>, path: &Path) -> Result<Vec<String>, ApiError
             store.set_tag(key, &rec.id).map_err(errors::store)?;
             lines.push(format!("Loaded image: {}", names::familiar(key)));
         }
+    }
+    Ok(lines)
+}
+
+/// A delta image in the archive: rebuilds and records its target (tagged with the
+/// archive's tags for the delta image); nothing is kept when any layer fails.
+fn load_delta(
+    store: &Arc<Store>,
+    ar: &Archive,
+    img: &LoadImage,
+    d: super::delta::DeltaImage,
+) -> Result<Vec<String>, ApiError> {
+    let plan = super::delta::plan(store, &d, img.layers.len())?;
+    let cancel = std::sync::atomic::AtomicBool::new(false);
+    let mut staged = Vec::new();
+    for &i in &plan.todo {
+        let (member, _, blob) = &img.layers[i];
+        let mut reader = ar.reader(member)?;
+        staged.push(super::delta::apply_layer(
+            store,
+            &plan,
+            i,
+            &mut reader,
+            blob.as_ref(),
+            &cancel,
+            None,
+        )?);
+    }
+    let id = super::delta::commit(store, &plan, staged, &img.tags)?;
+    let mut lines: Vec<String> = img
+        .tags
+        .iter()
+        .map(|k| format!("Loaded image: {}", names::familiar(k)))
+        .collect();
+    if lines.is_empty() {
+        lines.push(format!("Loaded image ID: {id}"));
     }
     Ok(lines)
 }

@@ -2,6 +2,7 @@
 //! client. Local operations live here; pull, load and save in their own modules.
 
 mod archive;
+mod delta;
 mod errors;
 mod names;
 mod pull;
@@ -357,6 +358,16 @@ impl ImageBackend for ImageService {
         progress: Progress,
     ) -> Result<(), ApiError> {
         push::push(self, name, tag, auth, progress).await
+    }
+
+    async fn delta(
+        &self,
+        src: &str,
+        dest: &str,
+        tag: Option<&str>,
+        progress: Progress,
+    ) -> Result<(), ApiError> {
+        delta::create(self, src, dest, tag, progress).await
     }
 
     async fn list(&self, opts: ImageListOptions) -> Result<Vec<ImageSummary>, ApiError> {

@@ -67,6 +67,10 @@ pub async fn pull(
             )));
         }
     }
+    // A delta image (balenaEngine's labels) rebuilds its target from a local base.
+    if let Some(d) = super::delta::detect(&config)? {
+        return super::delta::pull(svc, &repo, &reference, &image, d, &progress).await;
+    }
     let diff_ids = diff_ids(&config, image.layers.len())?;
     let image_id = Digest::of(&config);
 
