@@ -42,6 +42,21 @@ fn start_failure_code(message: &str) -> i32 {
     }
 }
 
+/// Waits (bounded) until a shim process has exited; a zombie counts as gone.
+async fn wait_gone(pid: Option<u32>) {
+    let Some(pid) = pid else { return };
+    for _ in 0..300 {
+        if !skiff_shim::process_alive(pid) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    tracing::warn!(
+        pid,
+        "the shim is still alive 3 s after its task was deleted"
+    );
+}
+
 /// libcontainer says `executable 'x' not found in $PATH`; the docker CLI maps runc's words
 /// (`exec: "x": executable file not found in $PATH`) to exit code 127, so say both.
 fn docker_words(message: &str) -> String {
@@ -122,6 +137,8 @@ impl ContainerService {
     }
 
     async fn launch(&self, c: &Arc<Container>, ctr: &mut Ctr) -> Result<(), ApiError> {
+        // the previous run's shim unlinks its socket path as it exits: let it go first
+        wait_gone(ctr.last_shim_pid.take()).await;
         let image = self.inner.images.resolve_image(&ctr.rec.image).await?;
         let image_rc = ImageRuntimeConfig::from_image_config(&image.config).map_err(spec_err)?;
         let runtime = self.runtime_config(&ctr.rec.runtime)?;
@@ -190,6 +207,7 @@ impl ContainerService {
             Err(e) => {
                 let _ = shim.kill(libc::SIGKILL as u32, true).await;
                 let _ = tokio::time::timeout(Duration::from_secs(10), shim.delete()).await;
+                ctr.last_shim_pid = shim.shim_pid();
                 cleanup(c.dir.clone(), c.state_dir.clone()).await;
                 return Err(ApiError::invalid_argument(format!(
                     "failed to start container: {e}"
@@ -315,6 +333,9 @@ impl ContainerService {
             if let Err(e) = tokio::time::timeout(Duration::from_secs(10), shim.delete()).await {
                 tracing::warn!(id = %c.id, "deleting the task timed out: {e}");
             }
+            // the shim removes its socket as it exits: the next start in the same state
+            // directory waits for it to be gone (see launch)
+            ctr.last_shim_pid = shim.shim_pid();
         }
         let dir = c.dir.clone();
         let state_dir = c.state_dir.clone();

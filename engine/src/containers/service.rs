@@ -54,6 +54,8 @@ pub struct Ctr {
     pub removing: bool,
     /// Exec IDs of this container (inspect's ExecIDs).
     pub exec_ids: Vec<String>,
+    /// The shim of the last run, which may still be exiting.
+    pub last_shim_pid: Option<u32>,
 }
 
 pub struct Container {
@@ -204,6 +206,7 @@ impl ContainerService {
                 restart_timer: None,
                 removing: false,
                 exec_ids: Vec::new(),
+                last_shim_pid: None,
             }),
         });
         let mut idx = self.index();
