@@ -184,6 +184,26 @@ impl ContainerService {
         let shim = match skiff_shim::launch(&self.inner.skiff_exe, &opts).await {
             Ok(s) => Arc::new(s),
             Err(e) => {
+                // a shim that created the task but cannot be reached must not leave the
+                // created container behind (runc's `init` would wait forever)
+                let runtime = opts.runtime.clone();
+                let id = c.id.clone();
+                let shim_pid_file = c.state_dir.join("shim.pid");
+                let _ = tokio::task::spawn_blocking(move || {
+                    if let Ok(rt) = runtime.build() {
+                        let _ = rt.delete(&id, true);
+                    }
+                    let pid = std::fs::read_to_string(&shim_pid_file)
+                        .ok()
+                        .and_then(|p| p.trim().parse::<i32>().ok());
+                    if let Some(pid) = pid.filter(|p| skiff_shim::process_alive(*p as u32)) {
+                        // SAFETY: kill(2) of the shim we launched for this container.
+                        unsafe {
+                            libc::kill(pid, libc::SIGKILL);
+                        }
+                    }
+                })
+                .await;
                 cleanup(c.dir.clone(), c.state_dir.clone()).await;
                 return Err(ApiError::invalid_argument(docker_words(&format!(
                     "failed to create task for container: {e}"
