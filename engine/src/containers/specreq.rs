@@ -169,3 +169,68 @@ fn mount_request(m: &Value) -> MountRequest {
             .map(|n| n as u32),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn create_fields_reach_the_spec_request() {
+        let config = json!({
+            "Entrypoint": [], "Cmd": ["echo", "hi"], "Env": ["A=1"], "User": "1000:1000",
+            "WorkingDir": "/w", "Tty": true, "OpenStdin": true, "StopSignal": "SIGINT",
+            "Domainname": ""
+        });
+        let host = json!({
+            "Memory": 10485760, "NanoCpus": 500000000, "PidsLimit": 50,
+            "Binds": ["/a:/b:ro"], "Tmpfs": {"/run": "size=1m"},
+            "Mounts": [{"Type": "tmpfs", "Target": "/t", "TmpfsOptions": {"SizeBytes": 4096, "Mode": 448}},
+                       {"Type": "volume", "Source": "data", "Target": "/data", "ReadOnly": true}],
+            "Ulimits": [{"Name": "nofile", "Soft": 100, "Hard": 200}],
+            "CapAdd": ["NET_ADMIN"], "ReadonlyRootfs": true, "Init": true,
+            "NetworkMode": "none", "ConsoleSize": [24, 80]
+        });
+        let r = build(
+            "id",
+            "host",
+            &config,
+            &host,
+            ImageRuntimeConfig::default(),
+            EtcFiles::default(),
+            Some(PathBuf::from("/init")),
+        );
+        assert_eq!(r.entrypoint, Some(vec![]));
+        assert_eq!(r.cmd, Some(vec!["echo".to_string(), "hi".to_string()]));
+        assert_eq!(r.user.as_deref(), Some("1000:1000"));
+        assert_eq!(r.domainname, None);
+        assert!(r.tty && r.open_stdin && r.readonly_rootfs && r.init);
+        assert_eq!(r.resources.memory, 10 << 20);
+        assert_eq!(r.resources.nano_cpus, 500_000_000);
+        assert_eq!(r.resources.pids_limit, Some(50));
+        assert_eq!(r.binds, vec!["/a:/b:ro".to_string()]);
+        assert_eq!(r.tmpfs["/run"], "size=1m");
+        assert_eq!(r.mounts[0].kind, MountKind::Tmpfs);
+        assert_eq!(r.mounts[0].tmpfs_size, Some(4096));
+        assert_eq!(r.mounts[0].tmpfs_mode, Some(0o700));
+        assert_eq!(r.mounts[1].kind, MountKind::Volume);
+        assert!(r.mounts[1].read_only);
+        assert_eq!(r.ulimits[0].hard, 200);
+        assert_eq!(r.network_mode, "none");
+        assert_eq!(r.console_size, Some([24, 80]));
+        assert_eq!(r.init_path, Some(PathBuf::from("/init")));
+        // absent fields stay absent
+        let r = build(
+            "id",
+            "h",
+            &json!({"Image": "x"}),
+            &json!({}),
+            ImageRuntimeConfig::default(),
+            EtcFiles::default(),
+            None,
+        );
+        assert_eq!(r.entrypoint, None);
+        assert_eq!(r.cmd, None);
+        assert!(!r.init && r.resources.pids_limit.is_none());
+    }
+}
