@@ -14,6 +14,7 @@ mod oom;
 mod reaper;
 mod service;
 mod task;
+mod trim;
 
 use std::fs::OpenOptions;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
@@ -119,6 +120,7 @@ fn redirect_to_null(fd: i32) -> Result<(), ShimError> {
 }
 
 fn serve(opts: LaunchOptions) -> Result<(), ShimError> {
+    trim::one_malloc_arena();
     redirect_to_null(0)?;
     redirect_to_null(2)?;
     let _ = std::env::set_current_dir("/");

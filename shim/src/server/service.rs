@@ -107,6 +107,8 @@ impl Task for TaskService {
     fn start(&self, _: &TtrpcContext, req: api::StartRequest) -> ttrpc::Result<api::StartResponse> {
         check_id(&self.shim, &req.id)?;
         let pid = self.shim.start(&req.exec_id).map_err(rpc_error)?;
+        // The process runs; what started it will not run again soon.
+        super::trim::drop_clean_file_pages();
         Ok(api::StartResponse {
             pid,
             ..Default::default()
