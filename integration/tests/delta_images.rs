@@ -1,7 +1,8 @@
 //! Delta images end to end, with real daemons, the docker CLI, a real registry and
 //! librsync's `rdiff`: a publisher daemon makes a delta between two versions of an image
 //! (`POST /images/delta`, balenaEngine's API) and pushes it; a device daemon holding the
-//! old version pulls the delta and ends with the new version's exact image ID. Corrupt,
+//! old version pulls the delta and ends with the new version's exact image ID, and its
+//! containers (default runtime and runc) see the new version's files. Corrupt,
 //! truncated, wrong-base, diff_id-mismatch and missing-base deltas fail with clear errors
 //! and leave nothing behind; balenaEngine-format (librsync) delta images apply by pull and
 //! by load; SIGKILL during a delta pull leaves the old image intact and the new one whole
@@ -43,18 +44,67 @@ fn noise(seed: u64, len: usize) -> Vec<u8> {
         .collect()
 }
 
-/// A layer tar of regular files (mode 0644, root, fixed mtime), in the given order.
-fn tar_of(files: &[(&str, Vec<u8>)]) -> Vec<u8> {
+/// One entry of a corpus layer tar.
+enum Entry {
+    Dir(&'static str),
+    File(&'static str, Vec<u8>, u32),
+    Symlink(&'static str, &'static str),
+}
+
+/// A layer tar of `entries` (root, fixed mtime), in the given order.
+fn tar_with(entries: &[Entry]) -> Vec<u8> {
     let mut b = tar::Builder::new(Vec::new());
-    for (path, data) in files {
+    for entry in entries {
         let mut h = tar::Header::new_gnu();
-        h.set_size(data.len() as u64);
-        h.set_mode(0o644);
         h.set_mtime(1_704_067_200);
-        h.set_entry_type(tar::EntryType::Regular);
-        b.append_data(&mut h, path, &data[..]).unwrap();
+        match entry {
+            Entry::Dir(path) => {
+                h.set_size(0);
+                h.set_mode(0o755);
+                h.set_entry_type(tar::EntryType::Directory);
+                b.append_data(&mut h, path, std::io::empty()).unwrap();
+            }
+            Entry::File(path, data, mode) => {
+                h.set_size(data.len() as u64);
+                h.set_mode(*mode);
+                h.set_entry_type(tar::EntryType::Regular);
+                b.append_data(&mut h, path, &data[..]).unwrap();
+            }
+            Entry::Symlink(path, target) => {
+                h.set_size(0);
+                h.set_mode(0o777);
+                h.set_entry_type(tar::EntryType::Symlink);
+                b.append_link(&mut h, path, target).unwrap();
+            }
+        }
     }
     b.into_inner().unwrap()
+}
+
+/// A layer tar of regular files (mode 0644, root, fixed mtime), in the given order.
+fn tar_of(files: &[(&'static str, Vec<u8>)]) -> Vec<u8> {
+    let entries: Vec<Entry> = files
+        .iter()
+        .map(|(path, data)| Entry::File(path, data.clone(), 0o644))
+        .collect();
+    tar_with(&entries)
+}
+
+/// What the corpus's OS layer needs to run commands: Debian busybox-static's `/bin/busybox`
+/// (as scripts/build-test-images.sh uses it) and the applets the tests call.
+fn busybox_entries() -> Vec<Entry> {
+    let path = std::env::var_os("BUSYBOX").unwrap_or_else(|| "/bin/busybox".into());
+    let busybox = std::fs::read(&path).unwrap_or_else(|e| {
+        panic!("read {path:?}: {e} (apt-get install busybox-static, or set BUSYBOX)")
+    });
+    let mut entries = vec![
+        Entry::Dir("bin"),
+        Entry::File("bin/busybox", busybox, 0o755),
+    ];
+    for link in ["bin/sh", "bin/cat", "bin/sha256sum", "bin/test"] {
+        entries.push(Entry::Symlink(link, "busybox"));
+    }
+    entries
 }
 
 fn gzip(b: &[u8]) -> Vec<u8> {
@@ -105,11 +155,22 @@ impl Img {
 /// The corpus: a shared OS layer and an application layer that changes between versions
 /// (a binary with a few changed bytes, an edited config, a new and a removed file).
 fn corpus() -> (Img, Img, Img) {
-    let os = tar_of(&[
-        ("etc/os-release", b"ID=skiff-test\nVERSION_ID=1\n".to_vec()),
-        ("usr/lib/libbig.so", noise(1, 400_000)),
-        ("usr/share/doc/README", b"documentation\n".repeat(200)),
+    // runnable: containers of v1 and v2 (and of the image a delta pull rebuilds) run busybox
+    let mut os = busybox_entries();
+    os.extend([
+        Entry::File(
+            "etc/os-release",
+            b"ID=skiff-test\nVERSION_ID=1\n".to_vec(),
+            0o644,
+        ),
+        Entry::File("usr/lib/libbig.so", noise(1, 400_000), 0o644),
+        Entry::File(
+            "usr/share/doc/README",
+            b"documentation\n".repeat(200),
+            0o644,
+        ),
     ]);
+    let os = tar_with(&os);
     let bin_v1 = noise(2, 300_000);
     let mut bin_v2 = bin_v1.clone();
     for i in (1000..bin_v2.len()).step_by(50_000) {
@@ -411,6 +472,83 @@ fn blob_gets(registry: &Registry, digest: &str) -> usize {
         .count()
 }
 
+/// Removes every container of the daemon when dropped, so a failed assertion in the middle
+/// of a `docker run` check leaves no container (and its shim) behind.
+struct RemoveContainers<'a>(&'a Daemon);
+
+impl Drop for RemoveContainers<'_> {
+    fn drop(&mut self) {
+        if let Ok(ids) = self.0.docker_ok(&["ps", "-aq"]) {
+            let ids: Vec<&str> = ids.split_whitespace().collect();
+            if !ids.is_empty() {
+                let mut args = vec!["rm", "-f"];
+                args.extend(ids);
+                let _ = self.0.docker(&args);
+            }
+        }
+    }
+}
+
+/// `docker run --rm [--runtime rt] image cmd...`: (exit code, stdout, stderr).
+fn run_in(d: &Daemon, runtime: Option<&str>, image: &str, cmd: &[&str]) -> (i32, String, String) {
+    let mut args = vec!["run", "--rm"];
+    if let Some(rt) = runtime {
+        args.extend(["--runtime", rt]);
+    }
+    args.push(image);
+    args.extend(cmd);
+    let out = d.docker(&args).unwrap();
+    (out.status.code().unwrap_or(-1), stdout(&out), stderr(&out))
+}
+
+/// Output of `run_in`; fails with stderr unless it exits 0.
+fn run_ok_in(d: &Daemon, runtime: Option<&str>, image: &str, cmd: &[&str]) -> String {
+    let (code, out, err) = run_in(d, runtime, image, cmd);
+    assert_eq!(code, 0, "{runtime:?} {image} {cmd:?}: {err}");
+    out
+}
+
+/// A container of `image` sees `v2`'s files and none that v2 deleted, and one of `v1_ref`
+/// still sees v1's (so the checks can tell the versions apart), with the default runtime
+/// and with runc. Every container is removed afterwards.
+fn assert_containers_see(d: &Daemon, image: &str, v1_ref: &str, v1: &Img, v2: &Img) {
+    let _cleanup = RemoveContainers(d);
+    let v1_app = untar(&v1.layers[1]);
+    let v2_app = untar(&v2.layers[1]);
+    let text = |files: &std::collections::BTreeMap<String, Vec<u8>>, path: &str| {
+        String::from_utf8(files[path].clone()).unwrap()
+    };
+    let digest = |files: &std::collections::BTreeMap<String, Vec<u8>>| {
+        sha256(&files["app/bin/server"])
+            .trim_start_matches("sha256:")
+            .to_string()
+    };
+    assert_ne!(digest(&v1_app), digest(&v2_app), "the binary must change");
+    for rt in [None, Some("runc")] {
+        let conf = run_ok_in(d, rt, image, &["cat", "/app/etc/server.conf"]);
+        assert_eq!(conf, text(&v2_app, "app/etc/server.conf"), "{rt:?}");
+        let new = run_ok_in(d, rt, image, &["cat", "/app/share/new.txt"]);
+        assert_eq!(new, text(&v2_app, "app/share/new.txt"), "{rt:?}");
+        run_ok_in(d, rt, image, &["test", "!", "-e", "/app/share/old.txt"]);
+        let sum = run_ok_in(d, rt, image, &["sha256sum", "/app/bin/server"]);
+        assert_eq!(
+            sum,
+            format!("{}  /app/bin/server\n", digest(&v2_app)),
+            "{rt:?}"
+        );
+
+        // the base, for contrast: v1's content, the file v2 deleted is there
+        let conf = run_ok_in(d, rt, v1_ref, &["cat", "/app/etc/server.conf"]);
+        assert_eq!(conf, text(&v1_app, "app/etc/server.conf"), "{rt:?}");
+        let (code, _, err) = run_in(d, rt, v1_ref, &["test", "!", "-e", "/app/share/old.txt"]);
+        assert_eq!(code, 1, "{rt:?}: old.txt missing in v1: {err}");
+        let sum = run_ok_in(d, rt, v1_ref, &["sha256sum", "/app/bin/server"]);
+        assert!(sum.starts_with(&digest(&v1_app)), "{rt:?}: {sum}");
+    }
+    let left = d.docker_ok(&["ps", "-aq"]).unwrap();
+    assert!(left.trim().is_empty(), "containers left: {left}");
+}
+
 #[test]
 fn device_pulls_a_published_delta_and_gets_the_exact_target() {
     let w = world();
@@ -459,6 +597,9 @@ fn device_pulls_a_published_delta_and_gets_the_exact_target() {
             "a v2 layer is not byte-identical in the saved image"
         );
     }
+    // containers of the rebuilt image run v2's files
+    assert_containers_see(&d, &w.delta_ref, &w.v1_ref, &w.v1, &w.v2);
+    assert!(tmp_entries(&d).is_empty());
     assert_check_clean(&mut d);
 }
 
