@@ -42,6 +42,20 @@ fn core_flow(runtime: &str) {
         stderr(&out)
     );
 
+    // -it: an interactive shell on a terminal, typed into, with its exit code
+    let out = under_script_typing(
+        d,
+        &format!("docker run -it --rm {rt} single sh"),
+        "echo in-tty-$((6*7))\nexit 7\n",
+    );
+    assert!(
+        stdout(&out).contains("in-tty-42"),
+        "run -it: {:?} {}",
+        stdout(&out),
+        stderr(&out)
+    );
+    assert_eq!(out.status.code(), Some(7), "run -it exit code");
+
     // a detached container: ps, logs, exec
     let id = ok(
         d,

@@ -122,6 +122,20 @@ pub fn under_script(d: &Daemon, command: &str) -> Output {
     run(cmd, None, default_timeout()).unwrap()
 }
 
+/// Runs `command` under `script` (so the docker CLI has a terminal) and types `input` into
+/// that terminal once the command had time to attach; keystrokes typed earlier would only
+/// wait in the terminal's buffer, so the pause bounds nothing.
+pub fn under_script_typing(d: &Daemon, command: &str, input: &str) -> Output {
+    let mut cmd = Command::new("sh");
+    cmd.arg("-c")
+        .arg(r#"(sleep 2; printf '%s' "$INPUT") | script -qec "$COMMAND" /dev/null"#)
+        .env("INPUT", input)
+        .env("COMMAND", command)
+        .env("DOCKER_HOST", d.docker_host())
+        .env("DOCKER_CLI_HINTS", "false");
+    run(cmd, None, default_timeout()).unwrap()
+}
+
 pub fn inspect(d: &Daemon, name: &str) -> Value {
     let text = ok(d, &["inspect", name]);
     let v: Value = serde_json::from_str(&text).unwrap();

@@ -49,10 +49,10 @@ fn droppable(smaps: &str) -> Vec<(usize, usize)> {
         let first = fields.next().unwrap_or("");
         if let Some((range, perms, path)) = mapping_header(first, line) {
             current = None;
-            if perms.starts_with('r') && !perms.contains('w') && perms.ends_with('p') {
-                if path.starts_with('/') && !path.ends_with("(deleted)") {
-                    current = range_of(range);
-                }
+            let read_only_private =
+                perms.starts_with('r') && !perms.contains('w') && perms.ends_with('p');
+            if read_only_private && path.starts_with('/') && !path.ends_with("(deleted)") {
+                current = range_of(range);
             }
         } else if first == "Anonymous:" {
             let anon = fields.next().and_then(|v| v.parse::<u64>().ok());
