@@ -26,13 +26,13 @@ use tokio_util::io::SyncIoBridge;
 use super::errors::{self, blocking};
 use super::names::{self, Matched};
 use super::ImageService;
+use super::PROGRESS_EVERY;
 use crate::registry::{Reference, Repository, ResolvedImage};
 
 pub const LABEL_BASE: &str = "io.resin.delta.base";
 pub const LABEL_CONFIG: &str = "io.resin.delta.config";
 pub const LABEL_VERSION: &str = "io.skiff.delta.version";
 /// How often a delta layer's byte count goes out while it streams.
-const PROGRESS_EVERY: std::time::Duration = std::time::Duration::from_millis(200);
 /// The one member of a delta layer tar.
 const DELTA_ENTRY: &str = "delta";
 /// The delta image format version skiff writes (the layout above; the skiff delta inside
@@ -449,7 +449,7 @@ pub async fn pull(
         }
     }
     let cancel = Arc::new(AtomicBool::new(false));
-    let _guard = CancelGuard(cancel.clone());
+    let _guard = super::pull::CancelOnDrop(cancel.clone());
     let mut staged = Vec::new();
     for &i in &plan.todo {
         let desc = &image.layers[i];
@@ -515,14 +515,6 @@ pub async fn pull(
         )
         .await?;
     Ok(())
-}
-
-struct CancelGuard(Arc<AtomicBool>);
-
-impl Drop for CancelGuard {
-    fn drop(&mut self) {
-        self.0.store(true, Ordering::SeqCst);
-    }
 }
 
 // ------------------------------------------------------------------------------ create

@@ -23,6 +23,9 @@ use skiff_storage::{Digest, ImageRecord, Refs, Store};
 pub use errors::blocking;
 use names::Matched;
 
+/// How often a streaming layer's byte count goes out (pull, push, delta).
+const PROGRESS_EVERY: std::time::Duration = std::time::Duration::from_millis(200);
+
 use crate::registry::{Reference, RegistryClient};
 
 pub struct ImageService {

@@ -4,7 +4,6 @@
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
 
 use futures::{StreamExt, TryStreamExt};
 use serde_json::Value;
@@ -16,14 +15,12 @@ use tokio_util::io::SyncIoBridge;
 use super::errors::{self, blocking};
 use super::names;
 use super::ImageService;
+use super::PROGRESS_EVERY;
 use crate::registry::{AuthConfig, Descriptor, Platform, Reference, Repository, ResolvedImage};
-
-/// How often a layer's byte count goes out while it streams.
-const PROGRESS_EVERY: Duration = Duration::from_millis(200);
 
 /// Sets the flag when dropped: a pull whose future is dropped (client gone) stops the
 /// blocking extraction threads it started.
-struct CancelOnDrop(Arc<AtomicBool>);
+pub(super) struct CancelOnDrop(pub(super) Arc<AtomicBool>);
 
 impl Drop for CancelOnDrop {
     fn drop(&mut self) {

@@ -11,7 +11,6 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
 
 use bytes::Bytes;
 use flate2::write::GzEncoder;
@@ -25,12 +24,11 @@ use super::errors::{self, blocking};
 use super::names;
 use super::pull::convert_auth;
 use super::ImageService;
+use super::PROGRESS_EVERY;
 use crate::registry::{self, Reference, Uploader, DOCKER_CONFIG, DOCKER_MANIFEST};
 
 const DOCKER_LAYER_GZIP: &str = "application/vnd.docker.image.rootfs.diff.tar.gzip";
 const OCI_LAYER_GZIP: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
-/// How often a layer's byte count goes out while it uploads.
-const PROGRESS_EVERY: Duration = Duration::from_millis(200);
 
 /// One tag to push: its reference and the local image.
 struct Target {
