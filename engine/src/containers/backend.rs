@@ -13,7 +13,6 @@ use skiff_api::types::container::{
     ContainerUpdateRequest, ContainerUpdateResponse, ContainerWaitResponse, LogsOptions,
     WaitCondition, WaitExitError,
 };
-use skiff_api::types::event::EventMessage;
 use skiff_api::types::exec::{
     ExecCreateRequest, ExecCreateResponse, ExecInspect, ExecStartRequest,
 };
@@ -466,7 +465,7 @@ impl EventsBackend for EventsService {
         let stream = self
             .bus
             .subscribe(since, until, &filters)
-            .map(|e| EventMessage::new(e.typ, &e.action, &e.actor_id, e.attributes, e.time_nano));
+            .map(|e| e.to_message());
         Ok(stream.boxed())
     }
 }

@@ -9,7 +9,7 @@ use std::sync::Mutex;
 
 use chrono::{DateTime, TimeZone, Utc};
 use futures::{Stream, StreamExt};
-use serde_json::{json, Value};
+use skiff_api::types::event::{EventMessage, EVENT_FILTERS};
 use skiff_api::{ApiError, Filters};
 use tokio::sync::broadcast;
 
@@ -67,51 +67,22 @@ impl Event {
         Event::new("container", action, id, attributes)
     }
 
-    /// Docker's `events.Message` JSON, with the legacy `status`/`id`/`from` fields that
-    /// older clients (dockerode, the balena supervisor) read for container and image events.
-    pub fn to_json(&self) -> Value {
-        let mut v = json!({
-            "Type": self.typ,
-            "Action": self.action,
-            "Actor": { "ID": self.actor_id, "Attributes": self.attributes },
-            "scope": "local",
-            "time": self.time_nano.div_euclid(1_000_000_000),
-            "timeNano": self.time_nano,
-        });
-        if matches!(self.typ, "container" | "image") {
-            v["status"] = json!(self.action);
-            v["id"] = json!(self.actor_id);
-            if self.typ == "container" {
-                if let Some(image) = self.attributes.get("image").filter(|i| !i.is_empty()) {
-                    v["from"] = json!(image);
-                }
-            }
-        }
-        v
+    /// Docker's `events.Message`, with the legacy `status`/`id`/`from` fields that older
+    /// clients (dockerode, the balena supervisor) read for container and image events.
+    pub fn to_message(&self) -> EventMessage {
+        EventMessage::new(
+            self.typ,
+            &self.action,
+            &self.actor_id,
+            self.attributes.clone(),
+            self.time_nano,
+        )
     }
 
     fn time(&self) -> DateTime<Utc> {
         Utc.timestamp_nanos(self.time_nano)
     }
 }
-
-/// Filter keys dockerd accepts on `/events` (others are rejected with 400).
-const ACCEPTED_FILTERS: &[&str] = &[
-    "config",
-    "container",
-    "daemon",
-    "event",
-    "image",
-    "label",
-    "network",
-    "node",
-    "plugin",
-    "scope",
-    "secret",
-    "service",
-    "type",
-    "volume",
-];
 
 /// Actions that carry a suffix (`exec_start: sh -c ...`, `health_status: healthy`): a filter on
 /// the bare action matches them by prefix, as dockerd does.
@@ -126,7 +97,7 @@ pub struct EventFilters {
 impl EventFilters {
     /// Validates the keys (dockerd's "invalid filter 'x'" for unknown ones).
     pub fn new(filters: Filters) -> Result<Self, ApiError> {
-        filters.validate(ACCEPTED_FILTERS)?;
+        filters.validate(EVENT_FILTERS)?;
         Ok(EventFilters { filters })
     }
 
@@ -369,6 +340,7 @@ fn live_events(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
     use std::time::Duration;
 
     fn ev(typ: &'static str, action: &str, id: &str, attrs: &[(&str, &str)]) -> Event {
@@ -392,7 +364,7 @@ mod tests {
             &[("image", "busybox"), ("name", "web")],
         );
         e.time_nano = 1_700_000_000_123_456_789;
-        let v = e.to_json();
+        let v = serde_json::to_value(e.to_message()).unwrap();
         assert_eq!(
             v,
             json!({
@@ -403,11 +375,14 @@ mod tests {
             })
         );
         // images get status/id but no from; other types get none of the legacy fields
-        let i = ev("image", "pull", "busybox:latest", &[("name", "busybox")]).to_json();
+        let i = serde_json::to_value(
+            ev("image", "pull", "busybox:latest", &[("name", "busybox")]).to_message(),
+        )
+        .unwrap();
         assert_eq!(i["status"], "pull");
         assert_eq!(i["id"], "busybox:latest");
         assert!(i.get("from").is_none());
-        let n = ev("network", "connect", "n1", &[]).to_json();
+        let n = serde_json::to_value(ev("network", "connect", "n1", &[]).to_message()).unwrap();
         assert!(n.get("status").is_none() && n.get("id").is_none());
         assert_eq!(n["Actor"]["Attributes"], json!({}));
     }
@@ -441,7 +416,7 @@ mod tests {
                 ("tier", "db")
             ]
         );
-        assert_eq!(e.to_json()["from"], "busybox");
+        assert_eq!(e.to_message().from.as_deref(), Some("busybox"));
         assert!(filters(r#"{"container":["web"],"label":["tier=db"]}"#).matches(&e));
     }
 
