@@ -21,9 +21,9 @@ use crate::routes::hijack;
 use crate::stream::{LogStream, StatsSender};
 use crate::timestamp::query_timestamp;
 use crate::types::container::{
-    AttachOptions, ContainerCreateRequest, ContainerInspect, ContainerListOptions,
-    ContainerUpdateRequest, LogsOptions, WaitCondition, CONTAINER_LIST_FILTERS,
-    CONTAINER_PRUNE_FILTERS,
+    is_valid_container_name, AttachOptions, ContainerCreateRequest, ContainerInspect,
+    ContainerListOptions, ContainerUpdateRequest, LogsOptions, WaitCondition,
+    CONTAINER_LIST_FILTERS, CONTAINER_PRUNE_FILTERS,
 };
 use crate::types::exec::ExecCreateRequest;
 use crate::version::ApiVersion;
@@ -383,15 +383,7 @@ pub(crate) fn shape_inspect(c: &mut ContainerInspect, v: ApiVersion) {
 
 /// dockerd's container name rule `/?[a-zA-Z0-9][a-zA-Z0-9_.-]+`, with its message.
 pub(crate) fn check_name(name: &str) -> Result<(), ApiError> {
-    let bare = name.strip_prefix('/').unwrap_or(name);
-    let mut chars = bare.chars();
-    let first_ok = chars.next().is_some_and(|c| c.is_ascii_alphanumeric());
-    let rest: Vec<char> = chars.collect();
-    let rest_ok = !rest.is_empty()
-        && rest
-            .iter()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
-    if first_ok && rest_ok {
+    if is_valid_container_name(name) {
         Ok(())
     } else {
         Err(ApiError::invalid_argument(format!(

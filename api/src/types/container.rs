@@ -878,6 +878,19 @@ pub struct ContainerListOptions {
     pub filters: Filters,
 }
 
+/// dockerd's container name rule `/?[a-zA-Z0-9][a-zA-Z0-9_.-]+` (create and rename).
+pub fn is_valid_container_name(name: &str) -> bool {
+    let bare = name.strip_prefix('/').unwrap_or(name);
+    let mut chars = bare.chars();
+    let first_ok = chars.next().is_some_and(|c| c.is_ascii_alphanumeric());
+    let rest = chars.as_str();
+    first_ok
+        && !rest.is_empty()
+        && rest
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
+}
+
 /// Filter keys `GET /containers/json` accepts.
 pub const CONTAINER_LIST_FILTERS: &[&str] = &[
     "ancestor",

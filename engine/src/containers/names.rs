@@ -34,16 +34,8 @@ impl From<NameError> for ApiError {
 
 /// Checks `name` against `^/?[a-zA-Z0-9][a-zA-Z0-9_.-]+$` and returns it with a leading '/'.
 pub fn validate_name(name: &str) -> Result<String, NameError> {
-    let bare = name.strip_prefix('/').unwrap_or(name);
-    let mut chars = bare.chars();
-    let first_ok = chars.next().is_some_and(|c| c.is_ascii_alphanumeric());
-    let rest: Vec<char> = chars.collect();
-    let rest_ok = !rest.is_empty()
-        && rest
-            .iter()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
-    if first_ok && rest_ok {
-        Ok(format!("/{bare}"))
+    if skiff_api::types::container::is_valid_container_name(name) {
+        Ok(format!("/{}", name.strip_prefix('/').unwrap_or(name)))
     } else {
         Err(NameError::Invalid(name.to_string()))
     }
