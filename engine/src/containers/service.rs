@@ -707,33 +707,8 @@ impl ContainerService {
         size: bool,
         filters: &skiff_api::Filters,
     ) -> Result<Vec<Value>, ApiError> {
-        filters.validate(&[
-            "ancestor",
-            "before",
-            "expose",
-            "exited",
-            "health",
-            "id",
-            "isolation",
-            "is-task",
-            "label",
-            "name",
-            "network",
-            "publish",
-            "since",
-            "status",
-            "volume",
-        ])?;
-        for st in filters.get("status") {
-            if !matches!(
-                st.as_str(),
-                "created" | "restarting" | "running" | "removing" | "paused" | "exited" | "dead"
-            ) {
-                return Err(ApiError::invalid_argument(format!(
-                    "invalid filter 'status={st}'"
-                )));
-            }
-        }
+        // Keys and the values of `status`, `health` and `exited` were checked by the route
+        // (skiff_api's container list route), with dockerd's messages.
         let exited: Vec<i32> = filters
             .get("exited")
             .iter()
